@@ -1,0 +1,5 @@
+import sys
+
+from sparse_rnn.cli import main
+
+sys.exit(main())
