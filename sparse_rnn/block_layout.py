@@ -161,8 +161,8 @@ class BlockLayout:
         """Column-major view of a pattern, for products with the transposed matrix.
 
         Returns ``(order, col_offsets)``: ``blocks[order]`` lists the kept blocks sorted by
-        (column, row), and those of block column ``k`` are ``order[col_offsets[k]:col_offsets[k+1]]``.
-        Their block rows are ``row_indices(row_offsets)[order]``.
+        (column, row); those of block column ``k`` are ``order[col_offsets[k]:col_offsets[k + 1]]``
+        and their block rows are ``row_indices(row_offsets)[order]``.
         """
         key = col_indices.long() * self.num_block_rows + self.row_indices(row_offsets)
         order = torch.argsort(key)
@@ -172,7 +172,7 @@ class BlockLayout:
         return order.to(INDEX_DTYPE), col_offsets
 
     def validate(self, blocks: Tensor, col_indices: Tensor, row_offsets: Tensor) -> None:
-        """Raise ``ValueError`` unless the three tensors form a well-formed pattern of this layout."""
+        """Raise ``ValueError`` unless the tensors form a well-formed pattern of this layout."""
         bs = self.block_size
         if row_offsets.dim() != 1 or row_offsets.numel() != self.num_block_rows + 1:
             raise ValueError(

@@ -52,7 +52,9 @@ class BlockSparseModule(nn.Module):
     def density(self) -> float:
         """Fraction of all blocks of all block-sparse weights that are kept."""
         kept = sum(self.sparse_weight(name).col_indices.numel() for name in self._layouts)
-        total = sum(layout.num_block_rows * layout.num_block_cols for layout in self._layouts.values())
+        total = sum(
+            layout.num_block_rows * layout.num_block_cols for layout in self._layouts.values()
+        )
         return kept / total
 
     def _set_sparse_weight(self, name: str, weight: BlockSparseWeight) -> None:

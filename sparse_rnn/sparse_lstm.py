@@ -69,9 +69,7 @@ class SparseLSTM(BlockSparseModule):
         backend: str = "auto",
     ) -> None:
         super().__init__()
-        _check_lstm_args(
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size
-        )
+        _check_lstm_args(input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size)
         check_block_size(block_size)
         sparsity_per_kind = _sparsity_per_kind(sparsity if sparsity is not None else 0.0)
         check_backend(backend)
@@ -236,9 +234,7 @@ class SparseLSTM(BlockSparseModule):
             batch_size_list = batch_sizes.tolist()
         else:
             if input.dim() not in (2, 3):
-                raise ValueError(
-                    f"LSTM: Expected input to be 2D or 3D, got {input.dim()}D instead"
-                )
+                raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {input.dim()}D instead")
             is_batched = input.dim() == 3
             batch_dim = 0 if self.batch_first else 1
             if not is_batched:
@@ -385,9 +381,7 @@ def _sparsity_per_kind(sparsity: float | Mapping[str, float]) -> dict[str, float
     if isinstance(sparsity, Mapping):
         unknown = set(sparsity) - set(WEIGHT_KINDS)
         if unknown:
-            raise ValueError(
-                f"sparsity keys must be among {WEIGHT_KINDS}, got {sorted(unknown)}"
-            )
+            raise ValueError(f"sparsity keys must be among {WEIGHT_KINDS}, got {sorted(unknown)}")
         per_kind = {kind: sparsity.get(kind, 0.0) for kind in WEIGHT_KINDS}
     else:
         per_kind = dict.fromkeys(WEIGHT_KINDS, sparsity)

@@ -25,9 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=50)
     parser.add_argument("--block", type=int, default=32)
-    parser.add_argument(
-        "--sparsity", type=float, nargs="+", default=[0.0, 0.5, 0.8, 0.9, 0.95]
-    )
+    parser.add_argument("--sparsity", type=float, nargs="+", default=[0.0, 0.5, 0.8, 0.9, 0.95])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -73,8 +71,11 @@ def run(args: argparse.Namespace) -> int:
         with torch.no_grad():
             sparse_out, _ = sparse(x)
             rewritten_out, _ = sparse.to_dense()(x)
-        stored = sum(t.numel() for name, t in sparse.state_dict().items() if "indices" not in name
-                     and "offsets" not in name)
+        stored = sum(
+            t.numel()
+            for name, t in sparse.state_dict().items()
+            if "indices" not in name and "offsets" not in name
+        )
         change = (sparse_out - dense_out).norm() / dense_out.norm()
         exact = (sparse_out - rewritten_out).abs().max()
         print(
