@@ -18,6 +18,17 @@ from sparse_rnn.block_sparse_module import BlockSparseModule
 from sparse_rnn.recurrence import LayerWeights, run_lstm
 
 WEIGHT_KINDS = ("weight_ih", "weight_hh", "weight_hr")
+# The positional arguments shared with nn.LSTM, which are also attributes of both modules.
+LSTM_ARGS = (
+    "input_size",
+    "hidden_size",
+    "num_layers",
+    "bias",
+    "batch_first",
+    "dropout",
+    "bidirectional",
+    "proj_size",
+)
 
 SparsityArg = float | Mapping[str, float] | None
 
@@ -122,11 +133,20 @@ class SparseLSTM(BlockSparseModule):
     def _prune_by_magnitude(self, sparsity_per_kind: Mapping[str, float]) -> None:
         """Keep each gate's largest blocks by L2 norm, at the sparsity of the weight's kind."""
         dense = {name: self.dense_weight(name).detach() for name in self._layouts}
+        self._init_from_dense(dense, self._block_masks(dense, sparsity_per_kind))
+
+    def _block_masks(
+        self, dense: Mapping[str, Tensor], sparsity_per_kind: Mapping[str, float] | None
+    ) -> dict[str, Tensor]:
+        """Per weight, its non-zero blocks (no sparsity given) or each gate's largest blocks."""
         masks = {}
         for name, layout in self._layouts.items():
-            sparsity = sparsity_per_kind[_kind(name)]
-            masks[name] = layout.top_blocks_mask(layout.block_norms(dense[name]), sparsity)
-        self._init_from_dense(dense, masks)
+            if sparsity_per_kind is None:
+                masks[name] = layout.nonzero_block_mask(dense[name])
+            else:
+                scores = layout.block_norms(dense[name])
+                masks[name] = layout.top_blocks_mask(scores, sparsity_per_kind[_kind(name)])
+        return masks
 
     @classmethod
     def from_dense(
@@ -147,14 +167,7 @@ class SparseLSTM(BlockSparseModule):
             raise TypeError(f"from_dense expects an nn.LSTM, got {type(lstm).__name__}")
         reference = lstm.weight_ih_l0
         sparse = cls(
-            lstm.input_size,
-            lstm.hidden_size,
-            lstm.num_layers,
-            lstm.bias,
-            lstm.batch_first,
-            lstm.dropout,
-            lstm.bidirectional,
-            lstm.proj_size,
+            *(getattr(lstm, name) for name in LSTM_ARGS),
             device=reference.device,
             dtype=reference.dtype,
             block_size=block_size,
@@ -163,14 +176,7 @@ class SparseLSTM(BlockSparseModule):
         )
         sparsity_per_kind = None if sparsity is None else _sparsity_per_kind(sparsity)
         dense = {name: getattr(lstm, name).detach() for name in sparse._layouts}
-        masks = {}
-        for name, layout in sparse._layouts.items():
-            if sparsity_per_kind is None:
-                masks[name] = layout.nonzero_block_mask(dense[name])
-            else:
-                scores = layout.block_norms(dense[name])
-                masks[name] = layout.top_blocks_mask(scores, sparsity_per_kind[_kind(name)])
-        sparse._init_from_dense(dense, masks)
+        sparse._init_from_dense(dense, sparse._block_masks(dense, sparsity_per_kind))
         with torch.no_grad():
             for name, parameter in sparse.named_parameters():
                 if name.startswith("bias"):
@@ -183,14 +189,7 @@ class SparseLSTM(BlockSparseModule):
         """An ``nn.LSTM`` with the same weights (pruned blocks as zeros) and identical outputs."""
         reference = next(self.parameters())
         lstm = nn.LSTM(
-            self.input_size,
-            self.hidden_size,
-            self.num_layers,
-            self.bias,
-            self.batch_first,
-            self.dropout,
-            self.bidirectional,
-            self.proj_size,
+            *(getattr(self, name) for name in LSTM_ARGS),
             device=reference.device,
             dtype=reference.dtype,
         )
