@@ -1,0 +1,94 @@
+"""Which weights of a model get pruned, and the block layout of each.
+
+Every weight of an ``nn.LSTM`` (``weight_ih_l*``, ``weight_hh_l*``, ``weight_hr_l*``, reverse
+directions included) and every ``nn.Linear`` weight can be a target. Each one is cut into blocks
+exactly as :func:`sparse_rnn.sparsify` will cut it, so a pruned model converts losslessly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from torch import nn
+
+from sparse_rnn.block_layout import BlockLayout, check_block_size, check_sparsity
+from sparse_rnn.sparse_lstm import _lstm_layouts
+
+TargetsArg = Sequence[str | nn.Parameter] | Mapping[str | nn.Parameter, float] | None
+
+
+@dataclass(frozen=True)
+class PruningTarget:
+    """One prunable weight: its name in the model, the parameter itself and its block layout."""
+
+    name: str
+    parameter: nn.Parameter
+    layout: BlockLayout
+
+
+def prunable_weights(model: nn.Module, block_size: int) -> dict[str, PruningTarget]:
+    """Every ``nn.LSTM`` and ``nn.Linear`` weight of ``model``, keyed by parameter name.
+
+    A parameter shared by several modules appears once, under its first name.
+    """
+    check_block_size(block_size)
+    found: dict[str, PruningTarget] = {}
+    seen: set[int] = set()
+    for module_name, module in model.named_modules():
+        prefix = f"{module_name}." if module_name else ""
+        for local_name, layout in _module_layouts(module, block_size).items():
+            parameter = getattr(module, local_name, None)
+            if not isinstance(parameter, nn.Parameter) or id(parameter) in seen:
+                continue
+            seen.add(id(parameter))
+            found[prefix + local_name] = PruningTarget(prefix + local_name, parameter, layout)
+    return found
+
+
+def select_targets(
+    model: nn.Module, block_size: int, targets: TargetsArg, default_sparsity: float | None
+) -> tuple[list[PruningTarget], dict[str, float | None]]:
+    """Resolve ``targets`` (names, parameters, or a mapping of either to a sparsity).
+
+    Returns the selected targets and the sparsity of each (``default_sparsity`` where
+    ``targets`` gives none). Raises ``ValueError`` for a target that is not a prunable weight.
+    """
+    available = prunable_weights(model, block_size)
+    if targets is None:
+        return list(available.values()), {name: default_sparsity for name in available}
+
+    by_id = {id(target.parameter): target for target in available.values()}
+    items = targets.items() if isinstance(targets, Mapping) else ((t, None) for t in targets)
+    selected: dict[str, PruningTarget] = {}
+    sparsity: dict[str, float | None] = {}
+    for key, value in items:
+        target = by_id.get(id(key)) if isinstance(key, nn.Parameter) else available.get(key)
+        if target is None:
+            shown = repr(key)
+            if isinstance(key, nn.Parameter):
+                shown = f"a Parameter of shape {tuple(key.shape)}"
+            raise ValueError(
+                f"targets: {shown} is not a weight of an nn.LSTM or nn.Linear of the model; "
+                f"the prunable weights are {sorted(available)}"
+            )
+        if value is not None:
+            check_sparsity(value)
+        selected[target.name] = target
+        sparsity[target.name] = default_sparsity if value is None else float(value)
+    return list(selected.values()), sparsity
+
+
+def _module_layouts(module: nn.Module, block_size: int) -> dict[str, BlockLayout]:
+    if isinstance(module, nn.LSTM):
+        return _lstm_layouts(
+            module.input_size,
+            module.hidden_size,
+            module.num_layers,
+            module.bidirectional,
+            module.proj_size,
+            block_size,
+        )
+    if isinstance(module, nn.Linear):
+        return {"weight": BlockLayout(1, module.out_features, module.in_features, block_size)}
+    return {}
