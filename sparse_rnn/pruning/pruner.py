@@ -82,6 +82,8 @@ class GradualPruner:
         selected, final_sparsity = select_targets(model, block_size, targets, float(sparsity))
         if not selected:
             raise ValueError("GradualPruner: the model has no nn.LSTM or nn.Linear weight to prune")
+        for value in final_sparsity.values():
+            check_sparsity(value)
         self.block_size = block_size
         self.start_step = start_step
         self.end_step = end_step
@@ -218,7 +220,8 @@ class GradualPruner:
             )
         masks = _broadcast_from_rank_zero(masks)
         for name, mask in masks.items():
-            self.weights[name].set_block_mask(mask)
+            # A schedule below the current sparsity (imported masks) never revives a block.
+            self.weights[name].set_block_mask(mask & self.weights[name].block_mask)
         self._clear_optimizer_state()
         logger.debug("step %d: block sparsity %s", step, self.block_sparsity())
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from sparse_rnn.block_layout import BlockLayout, check_block_size, check_sparsity
+from sparse_rnn.block_layout import BlockLayout, check_block_size
 from sparse_rnn.sparse_lstm import _lstm_layouts
 
 TargetsArg = Sequence[str | nn.Parameter] | Mapping[str | nn.Parameter, float] | None
@@ -47,21 +47,22 @@ def prunable_weights(model: nn.Module, block_size: int) -> dict[str, PruningTarg
 
 
 def select_targets(
-    model: nn.Module, block_size: int, targets: TargetsArg, default_sparsity: float | None
-) -> tuple[list[PruningTarget], dict[str, float | None]]:
-    """Resolve ``targets`` (names, parameters, or a mapping of either to a sparsity).
+    model: nn.Module, block_size: int, targets: TargetsArg, default_value: float
+) -> tuple[list[PruningTarget], dict[str, float]]:
+    """Resolve ``targets`` (names, parameters, or a mapping of either to a number).
 
-    Returns the selected targets and the sparsity of each (``default_sparsity`` where
-    ``targets`` gives none). Raises ``ValueError`` for a target that is not a prunable weight.
+    Returns the selected targets and the number of each (a sparsity for the pruner, a factor
+    for group lasso), ``default_value`` where ``targets`` gives none. Raises ``ValueError`` for
+    a target that is not a prunable weight.
     """
     available = prunable_weights(model, block_size)
     if targets is None:
-        return list(available.values()), {name: default_sparsity for name in available}
+        return list(available.values()), {name: default_value for name in available}
 
     by_id = {id(target.parameter): target for target in available.values()}
     items = targets.items() if isinstance(targets, Mapping) else ((t, None) for t in targets)
     selected: dict[str, PruningTarget] = {}
-    sparsity: dict[str, float | None] = {}
+    values: dict[str, float] = {}
     for key, value in items:
         target = by_id.get(id(key)) if isinstance(key, nn.Parameter) else available.get(key)
         if target is None:
@@ -72,11 +73,9 @@ def select_targets(
                 f"targets: {shown} is not a weight of an nn.LSTM or nn.Linear of the model; "
                 f"the prunable weights are {sorted(available)}"
             )
-        if value is not None:
-            check_sparsity(value)
         selected[target.name] = target
-        sparsity[target.name] = default_sparsity if value is None else float(value)
-    return list(selected.values()), sparsity
+        values[target.name] = default_value if value is None else float(value)
+    return list(selected.values()), values
 
 
 def _module_layouts(module: nn.Module, block_size: int) -> dict[str, BlockLayout]:
