@@ -43,8 +43,8 @@ def block_mask_from_element_mask(mask: Tensor, layout: BlockLayout, name: str = 
         )
         raise ValueError(
             f"{name}: the mask is not made of whole {layout.block_size}x{layout.block_size} blocks "
-            f"(each gate blocked on its own); {len(mixed)} blocks are partly kept, as "
-            f"(gate, block row, block column): {listed}{more}"
+            f"(each gate blocked on its own); partly kept blocks, as (gate, block row, block "
+            f"column): {listed}{more}"
         )
     return any_kept
 
