@@ -1,6 +1,7 @@
 """GradualPruner: exact zero blocks per gate at every step, ranking modes, sparsify, errors."""
 
 import io
+import warnings
 
 import pytest
 import torch
@@ -267,3 +268,19 @@ def test_a_foreign_parameter_is_refused():
     stranger = nn.Parameter(torch.zeros(3, 3))
     with pytest.raises(ValueError, match=r"a Parameter of shape \(3, 3\) is not a weight"):
         GradualPruner(model, 0.5, end_step=10, targets=[stranger])
+
+
+def test_a_gate_left_without_blocks_is_warned_about_once():
+    model = TinyCharLM(hidden_size=8)  # weight_hh: 2 x 2 = 4 blocks per gate
+    pruner = GradualPruner(
+        model, 0.9, BLOCK_SIZE, end_step=2, frequency=1, targets=["lstm.weight_hh_l0"]
+    )
+    pruner.step()  # cubic at step 0: nothing pruned, no warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(4):  # steps 1 (sparsity 0.79: one block per gate kept), 2, 3, 4
+            pruner.step()
+    messages = [str(w.message) for w in caught if "no kept block" in str(w.message)]
+    assert len(messages) == 1
+    assert messages[0].startswith("GradualPruner: lstm.weight_hh_l0 has gates with no kept block")
+    assert pruner.block_sparsity() == {"lstm.weight_hh_l0": 1.0}

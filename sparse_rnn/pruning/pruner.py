@@ -11,6 +11,7 @@ same ``block_size`` converts the pruned model without changing its outputs.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -97,6 +98,7 @@ class GradualPruner:
         self._final_thresholds: dict[str, Tensor] = {}  # per gate, for the narang schedule
         self._optimizers: list[torch.optim.Optimizer] = []
         self._optimizer_hooks: list[Any] = []
+        self._warned_empty: set[str] = set()
         if optimizer is not None:
             self.attach_optimizer(optimizer)
 
@@ -223,7 +225,21 @@ class GradualPruner:
             # A schedule below the current sparsity (imported masks) never revives a block.
             self.weights[name].set_block_mask(mask & self.weights[name].block_mask)
         self._clear_optimizer_state()
+        self._warn_about_empty_gates()
         logger.debug("step %d: block sparsity %s", step, self.block_sparsity())
+
+    def _warn_about_empty_gates(self) -> None:
+        for name, w in self.weights.items():
+            kept = w.block_mask.view(w.layout.num_gates, -1).sum(dim=1)
+            if name in self._warned_empty or bool(kept.all()):
+                continue
+            self._warned_empty.add(name)
+            warnings.warn(
+                f"GradualPruner: {name} has gates with no kept block (kept blocks per gate: "
+                f"{kept.tolist()} of {w.layout.blocks_per_gate}); a smaller block_size or "
+                "sparsity keeps them alive",
+                stacklevel=3,
+            )
 
     def _threshold_masks(self, step: int, scores: Mapping[str, Tensor]) -> dict[str, Tensor]:
         if not self._final_thresholds:
