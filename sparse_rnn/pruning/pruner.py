@@ -238,7 +238,7 @@ class GradualPruner:
                 f"GradualPruner: {name} has gates with no kept block (kept blocks per gate: "
                 f"{kept.tolist()} of {w.layout.blocks_per_gate}); a smaller block_size or "
                 "sparsity keeps them alive",
-                stacklevel=3,
+                stacklevel=4,  # the caller of step()
             )
 
     def _threshold_masks(self, step: int, scores: Mapping[str, Tensor]) -> dict[str, Tensor]:
