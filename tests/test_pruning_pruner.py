@@ -252,6 +252,10 @@ def test_load_state_dict_refuses_other_targets():
         ({"targets": {"lstm.weight_hh_l0": 1.5}}, "got 1.5"),
         ({"score": "l3"}, "'l3'"),
         ({"ranking": "global", "balanced": True}, "balanced=True needs ranking='layer'"),
+        (
+            {"ranking": "global", "targets": {"output.weight": 0.5, "lstm.weight_hh_l0": 0.7}},
+            "ranking='global' takes one sparsity",
+        ),
         ({"schedule": NarangSchedule(), "ranking": "global"}, "narang"),
         ({"block_size": 0}, "block_size must be a positive integer, got 0"),
     ],
@@ -260,8 +264,7 @@ def test_bad_input_is_refused_with_the_value(kwargs, message):
     model = TinyCharLM()
     arguments = {"sparsity": 0.5, "end_step": 10, **kwargs}
     with pytest.raises(ValueError, match=message):
-        pruner = GradualPruner(model, **arguments)
-        pruner.step()  # some combinations (global + balanced) are only met on an update
+        GradualPruner(model, **arguments)
 
 
 def test_a_foreign_parameter_is_refused():

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from sparse_rnn.block_layout import BlockLayout
-from sparse_rnn.pruning.targets import _module_layouts
+from sparse_rnn.pruning.targets import module_layouts
 
 _MAX_LISTED_BLOCKS = 8
 
@@ -60,7 +60,7 @@ def masks_from_torch_prune(
     """
     found = []
     for module_name, module in model.named_modules():
-        layouts = _module_layouts(module, block_size)
+        layouts = module_layouts(module, block_size)
         for buffer_name, buffer in module.named_buffers(recurse=False):
             local_name = buffer_name.removesuffix("_mask")
             if local_name == buffer_name or local_name not in layouts:
@@ -89,7 +89,7 @@ def masks_from_ao_sparsifier(
     masks = {}
     for group in sparsifier.groups:
         module, tensor_name, fqn = group["module"], group["tensor_name"], group["tensor_fqn"]
-        layouts = _module_layouts(module, block_size)
+        layouts = module_layouts(module, block_size)
         if tensor_name not in layouts:
             raise ValueError(
                 f"{fqn}: only nn.LSTM and nn.Linear weights convert to blocks, got "

@@ -67,22 +67,31 @@ class MaskedWeight:
         self._hook = parameter.register_hook(self._mask_gradient)
 
     def _mask_gradient(self, grad: Tensor) -> Tensor:
-        return grad.masked_fill(~self.mask, 0)
+        return grad.masked_fill(~self._mask_on(grad.device), 0)
+
+    def _mask_on(self, device: torch.device) -> Tensor:
+        """The mask, following the parameter when the model was moved after masking."""
+        if self.mask.device != device:
+            self.mask = self.mask.to(device)
+            self.block_mask = self.block_mask.to(device)
+        return self.mask
 
     def set_block_mask(self, block_mask: Tensor) -> None:
         """Replace the mask and zero the pruned entries of the weight."""
+        self._mask_on(self.parameter.device)
         block_mask = block_mask.to(device=self.block_mask.device, dtype=torch.bool)
         self.mask.copy_(element_mask(self.layout, block_mask))
         self.block_mask.copy_(block_mask)
         self.apply()
 
     def apply(self) -> None:
-        apply_mask_(self.parameter, self.mask)
+        mask = self._mask_on(self.parameter.device)
+        apply_mask_(self.parameter, mask)
         if self.parameter.grad is not None:
-            apply_mask_(self.parameter.grad, self.mask)
+            apply_mask_(self.parameter.grad, mask)
 
     def clear_optimizer_state(self, optimizer: torch.optim.Optimizer) -> None:
-        clear_optimizer_state_(optimizer, self.parameter, self.mask)
+        clear_optimizer_state_(optimizer, self.parameter, self._mask_on(self.parameter.device))
 
     def remove(self) -> None:
         """Remove the gradient hook; the weight keeps its zeros but is no longer held there."""

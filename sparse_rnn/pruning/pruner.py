@@ -85,6 +85,13 @@ class GradualPruner:
             raise ValueError("GradualPruner: the model has no nn.LSTM or nn.Linear weight to prune")
         for value in final_sparsity.values():
             check_sparsity(value)
+        if ranking == "global" and balanced:
+            raise ValueError("balanced=True needs ranking='layer', got ranking='global'")
+        if ranking == "global" and len(set(final_sparsity.values())) > 1:
+            raise ValueError(
+                "ranking='global' takes one sparsity for all weights, got per-weight sparsities "
+                f"{final_sparsity}"
+            )
         self.block_size = block_size
         self.start_step = start_step
         self.end_step = end_step

@@ -37,7 +37,7 @@ def prunable_weights(model: nn.Module, block_size: int) -> dict[str, PruningTarg
     seen: set[int] = set()
     for module_name, module in model.named_modules():
         prefix = f"{module_name}." if module_name else ""
-        for local_name, layout in _module_layouts(module, block_size).items():
+        for local_name, layout in module_layouts(module, block_size).items():
             parameter = getattr(module, local_name, None)
             if not isinstance(parameter, nn.Parameter) or id(parameter) in seen:
                 continue
@@ -78,7 +78,8 @@ def select_targets(
     return list(selected.values()), values
 
 
-def _module_layouts(module: nn.Module, block_size: int) -> dict[str, BlockLayout]:
+def module_layouts(module: nn.Module, block_size: int) -> dict[str, BlockLayout]:
+    """Layouts of the prunable weights of ``module`` itself, by local name ({} for others)."""
     if isinstance(module, nn.LSTM):
         return _lstm_layouts(
             module.input_size,
