@@ -187,13 +187,20 @@ def test_sparsify_converts_a_pruned_model_losslessly(data):
         )
 
 
-def test_checkpoint_round_trip(data):
+@pytest.mark.parametrize("schedule", ["cubic", "narang"])
+def test_checkpoint_round_trip(data, schedule):
     def build(seed):
         torch.manual_seed(seed)
         model = TinyCharLM()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         pruner = GradualPruner(
-            model, 0.8, BLOCK_SIZE, end_step=12, frequency=3, optimizer=optimizer
+            model,
+            0.8,
+            BLOCK_SIZE,
+            end_step=12,
+            frequency=3,
+            schedule=schedule,
+            optimizer=optimizer,
         )
         return model, optimizer, pruner
 
@@ -288,3 +295,13 @@ def test_a_gate_left_without_blocks_is_warned_about_once():
     assert len(messages) == 1
     assert messages[0].startswith("GradualPruner: lstm.weight_hh_l0 has gates with no kept block")
     assert pruner.block_sparsity() == {"lstm.weight_hh_l0": 1.0}
+
+
+def test_set_block_masks_checks_names_and_shapes():
+    pruner = GradualPruner(TinyCharLM(), 0.5, BLOCK_SIZE, end_step=1)
+    with pytest.raises(ValueError, match=r"\['embedding.weight'\] are not targets"):
+        pruner.set_block_masks({"embedding.weight": torch.ones(1, 1, dtype=torch.bool)})
+    with pytest.raises(
+        ValueError, match=r"lstm.weight_hh_l0 must have shape \(12, 3\).* got \(3, 3\)"
+    ):
+        pruner.set_block_masks({"lstm.weight_hh_l0": torch.ones(3, 3, dtype=torch.bool)})

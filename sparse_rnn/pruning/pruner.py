@@ -161,6 +161,14 @@ class GradualPruner:
         if unknown:
             raise ValueError(f"set_block_masks: {unknown} are not targets of this pruner")
         for name, mask in masks.items():
+            layout = self.weights[name].layout
+            expected = (layout.num_block_rows, layout.num_block_cols)
+            if tuple(mask.shape) != expected:
+                raise ValueError(
+                    f"set_block_masks: the mask of {name} must have shape {expected} for blocks "
+                    f"of {layout.block_size}, got {tuple(mask.shape)}"
+                )
+        for name, mask in masks.items():
             self.weights[name].set_block_mask(mask)
         self._clear_optimizer_state()
 
