@@ -138,6 +138,11 @@ def test_per_parameter_sparsity_and_parameter_targets():
     assert torch.count_nonzero(model.lstm.weight_ih_l0) == model.lstm.weight_ih_l0.numel()
 
 
+def test_a_single_name_is_one_target():
+    pruner = GradualPruner(TinyCharLM(), 0.5, BLOCK_SIZE, end_step=1, targets="output.weight")
+    assert list(pruner.weights) == ["output.weight"]
+
+
 def test_callable_schedule():
     model = TinyCharLM(hidden_size=8)
     half_then_final = lambda step, start, end, final: final / 2 if step < end else final

@@ -18,7 +18,7 @@ from sparse_rnn.sparse_lstm import _lstm_layouts
 TargetsArg = Sequence[str | nn.Parameter] | Mapping[str | nn.Parameter, float] | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PruningTarget:
     """One prunable weight: its name in the model, the parameter itself and its block layout."""
 
@@ -30,7 +30,8 @@ class PruningTarget:
 def prunable_weights(model: nn.Module, block_size: int) -> dict[str, PruningTarget]:
     """Every ``nn.LSTM`` and ``nn.Linear`` weight of ``model``, keyed by parameter name.
 
-    A parameter shared by several modules appears once, under its first name.
+    A parameter shared by several modules appears once, under its first name; pruning it
+    prunes every module that shares it (an embedding tied to the output layer, for example).
     """
     check_block_size(block_size)
     found: dict[str, PruningTarget] = {}
@@ -59,6 +60,8 @@ def select_targets(
     if targets is None:
         return list(available.values()), {name: default_value for name in available}
 
+    if isinstance(targets, str | nn.Parameter):
+        targets = [targets]
     by_id = {id(target.parameter): target for target in available.values()}
     items = targets.items() if isinstance(targets, Mapping) else ((t, None) for t in targets)
     selected: dict[str, PruningTarget] = {}
