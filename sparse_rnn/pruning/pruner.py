@@ -102,7 +102,6 @@ class GradualPruner:
         self.final_sparsity: dict[str, float] = final_sparsity
         self.weights = {t.name: MaskedWeight(t.parameter, t.layout) for t in selected}
         self.step_count = 0
-        self._final_thresholds: dict[str, Tensor] = {}  # per gate, for the narang schedule
         self._optimizers: list[torch.optim.Optimizer] = []
         self._optimizer_hooks: list[Any] = []
         self._warned_empty: set[str] = set()
@@ -184,11 +183,10 @@ class GradualPruner:
     # Checkpoints ------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """Schedule position, masks and (narang) thresholds, as CPU tensors."""
+        """Schedule position and masks (CPU tensors)."""
         return {
             "step_count": self.step_count,
             "block_masks": {name: mask.cpu() for name, mask in self.block_masks().items()},
-            "final_thresholds": {k: v.cpu() for k, v in self._final_thresholds.items()},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -201,10 +199,6 @@ class GradualPruner:
             )
         self.set_block_masks(masks)
         self.step_count = int(state["step_count"])
-        self._final_thresholds = {
-            name: value.to(self.weights[name].block_mask.device)
-            for name, value in state["final_thresholds"].items()
-        }
 
     # Internals --------------------------------------------------------------------------------
 
@@ -257,18 +251,16 @@ class GradualPruner:
             )
 
     def _threshold_masks(self, step: int, scores: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        if not self._final_thresholds:
-            self._final_thresholds = {
-                name: _weakest_kept_score(scores[name], w.layout, self.final_sparsity[name])
-                for name, w in self.weights.items()
-            }
+        # The final threshold of each gate is the score of the weakest block that the target
+        # sparsity would keep, measured on the current weights at every update, so the end
+        # point is the target even though weights grow during training.
         fraction = self.schedule.threshold(
             step, self.start_step, self.end_step, self.frequency, 1.0
         )
         masks = {}
         for name, w in self.weights.items():
-            per_gate = self._final_thresholds[name] * fraction
-            per_block_row = per_gate.repeat_interleave(w.layout.block_rows_per_gate)
+            final = _weakest_kept_score(scores[name], w.layout, self.final_sparsity[name])
+            per_block_row = (final * fraction).repeat_interleave(w.layout.block_rows_per_gate)
             masks[name] = scores[name] >= per_block_row[:, None]
         return masks
 

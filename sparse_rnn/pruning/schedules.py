@@ -52,7 +52,12 @@ class NarangSchedule:
     ``frequency`` steps; from ``ramp_step`` to ``end_step`` with slope
     ``phi = ramp_slope_ratio * theta``. ``theta`` is chosen so that the threshold reaches
     ``final_threshold`` at ``end_step``. ``ramp_step`` lies ``ramp_fraction`` of the way
-    from ``start_step`` to ``end_step``.
+    from ``start_step`` to ``end_step``. The paper's ``+ 1`` offsets are left out so that the
+    threshold is exactly ``final_threshold`` at ``end_step``.
+
+    :class:`~sparse_rnn.pruning.GradualPruner` sets ``final_threshold`` per gate to the score of
+    the weakest block the target sparsity keeps, re-measured at every update (the paper fixes
+    it once from the weights); the sparsity on the way follows the distribution of scores.
     """
 
     ramp_fraction: float = 0.5
