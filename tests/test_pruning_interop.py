@@ -4,6 +4,8 @@ import re
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tiny_language_model import TinyCharLM
 from torch.ao.pruning import WeightNormSparsifier
 from torch.nn.utils import prune
@@ -140,3 +142,18 @@ def test_ao_sparsifier_on_an_embedding_weight_is_refused():
         match="embedding.weight: only nn.LSTM and nn.Linear weights convert to blocks, got .*Embed",
     ):
         masks_from_ao_sparsifier(sparsifier, BLOCK_SIZE)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    num_gates=st.sampled_from([1, 4]),
+    rows_per_gate=st.integers(1, 9),
+    cols=st.integers(1, 9),
+    block_size=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+)
+def test_whole_block_masks_round_trip(num_gates, rows_per_gate, cols, block_size, seed):
+    layout = BlockLayout(num_gates, rows_per_gate, cols, block_size)
+    block_mask = random_block_mask(layout, torch.Generator().manual_seed(seed))
+    recovered = block_mask_from_element_mask(element_mask(layout, block_mask), layout)
+    assert torch.equal(recovered, block_mask)
