@@ -47,7 +47,7 @@ class WeightReport:
 
 def weight_report(
     name: str, layout: BlockLayout, kept_blocks: int, nonzero: int, element_size: int
-):
+) -> WeightReport:
     """Report of one weight with ``kept_blocks`` blocks holding ``nonzero`` non-zero entries."""
     rows, cols = layout.shape
     block_entries = layout.block_size**2
