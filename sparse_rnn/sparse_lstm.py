@@ -97,7 +97,7 @@ class SparseLSTM(BlockSparseModule):
         self.sparsity = sparsity
         self.backend = backend
 
-        self._layouts = _lstm_layouts(
+        self._layouts = lstm_layouts(
             input_size, hidden_size, num_layers, bidirectional, proj_size, block_size
         )
         factory = {"device": device, "dtype": dtype}
@@ -346,7 +346,7 @@ class SparseLSTM(BlockSparseModule):
             )
 
 
-def _lstm_layouts(
+def lstm_layouts(
     input_size: int,
     hidden_size: int,
     num_layers: int,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from sparse_rnn.block_layout import BlockLayout, check_block_size
-from sparse_rnn.sparse_lstm import _lstm_layouts
+from sparse_rnn.sparse_lstm import lstm_layouts
 
 TargetsArg = Sequence[str | nn.Parameter] | Mapping[str | nn.Parameter, float] | None
 
@@ -84,7 +84,7 @@ def select_targets(
 def module_layouts(module: nn.Module, block_size: int) -> dict[str, BlockLayout]:
     """Layouts of the prunable weights of ``module`` itself, by local name ({} for others)."""
     if isinstance(module, nn.LSTM):
-        return _lstm_layouts(
+        return lstm_layouts(
             module.input_size,
             module.hidden_size,
             module.num_layers,
