@@ -23,9 +23,21 @@ from torch import Tensor
 from torch.library import wrap_triton
 
 from sparse_rnn.block_layout import BlockSparseWeight
-from sparse_rnn.kernel_checks import check_kernel_inputs, dot_in_fp32
+from sparse_rnn.kernel_checks import check_kernel_inputs, interpreter_bf16
 
 CONFIG_ENV = "SPARSE_RNN_LINEAR_CONFIG"
+
+
+@triton.jit
+def round_to_bfloat16_by_hand(x):
+    """fp32 ``x`` rounded to the nearest bf16 value (ties to even), still as fp32.
+
+    NOTE: for the interpreter only, whose fp32 -> bf16 cast truncates; compiled kernels round
+    in the cast itself. Adding 0x7FFF plus the lowest kept bit, then clearing the 16 dropped
+    bits, is round-half-to-even on the bit pattern (a carry correctly bumps the exponent).
+    """
+    bits = x.to(tl.uint32, bitcast=True)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).to(tl.float32, bitcast=True)
 
 
 @triton.jit
@@ -44,7 +56,7 @@ def block_sparse_linear_kernel(
     stride_y_row,
     HAS_BIAS: tl.constexpr,
     INPUT_PRECISION: tl.constexpr,
-    DOT_IN_FP32: tl.constexpr,
+    INTERPRETER_BF16: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
 ):
@@ -80,7 +92,7 @@ def block_sparse_linear_kernel(
             x_row_ptrs + offs_k[None, :], mask=m_mask[:, None] & (offs_k < K)[None, :], other=0.0
         )
         w_t = tl.load(w_t_ptrs)
-        if DOT_IN_FP32:
+        if INTERPRETER_BF16:  # see kernel_checks.interpreter_bf16
             x_tile, w_t = x_tile.to(tl.float32), w_t.to(tl.float32)
         acc = tl.dot(x_tile, w_t, acc, input_precision=INPUT_PRECISION)
         w_t_ptrs += BLOCK_N * BLOCK_N
@@ -89,6 +101,8 @@ def block_sparse_linear_kernel(
     # Bias, then one cast to the output dtype and a masked store.
     if HAS_BIAS:
         acc += tl.load(bias_ptr + offs_n, mask=n_mask, other=0.0).to(tl.float32)[None, :]
+    if INTERPRETER_BF16:
+        acc = round_to_bfloat16_by_hand(acc)
     y_ptrs = y_ptr + offs_m.to(tl.int64)[:, None] * stride_y_row + offs_n[None, :]
     tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=m_mask[:, None] & n_mask[None, :])
 
@@ -174,7 +188,7 @@ def block_sparse_linear(x: Tensor, weight: BlockSparseWeight, bias: Tensor | Non
         y.stride(0),
         HAS_BIAS=bias is not None,
         INPUT_PRECISION="ieee",  # exact fp32 products, no TF32; 16-bit types ignore it
-        DOT_IN_FP32=dot_in_fp32(x.dtype),
+        INTERPRETER_BF16=interpreter_bf16(x.dtype),
         BLOCK_M=config.BLOCK_M,
         BLOCK_N=layout.block_size,
         num_warps=config.num_warps,

@@ -25,9 +25,9 @@ from torch import Tensor
 from torch.library import wrap_triton
 
 from sparse_rnn.block_layout import BlockSparseWeight
-from sparse_rnn.kernel_checks import check_kernel_inputs, dot_in_fp32
+from sparse_rnn.kernel_checks import check_kernel_inputs, interpreter_bf16
 
-from .block_sparse_linear import block_sparse_linear
+from .block_sparse_linear import block_sparse_linear, round_to_bfloat16_by_hand
 
 CONFIG_ENV = "SPARSE_RNN_STEP_CONFIG"
 
@@ -43,7 +43,7 @@ def _gate_preactivation(
     w_row_offsets_ptr,
     block_row,
     INPUT_PRECISION: tl.constexpr,
-    DOT_IN_FP32: tl.constexpr,
+    INTERPRETER_BF16: tl.constexpr,
     BLOCK_H: tl.constexpr,
 ):
     """acc += h_{t-1} @ W_hh[block_row].T over the kept blocks of one block row."""
@@ -60,7 +60,7 @@ def _gate_preactivation(
             h_row_ptrs + offs_k[None, :], mask=b_mask[:, None] & (offs_k < P)[None, :], other=0.0
         )
         w_t = tl.load(w_t_ptrs)
-        if DOT_IN_FP32:
+        if INTERPRETER_BF16:  # see kernel_checks.interpreter_bf16
             h_tile, w_t = h_tile.to(tl.float32), w_t.to(tl.float32)
         acc = tl.dot(h_tile, w_t, acc, input_precision=INPUT_PRECISION)
         w_t_ptrs += BLOCK_H * BLOCK_H
@@ -88,7 +88,7 @@ def sparse_lstm_step_kernel(
     stride_h_out_batch,
     stride_c_out_batch,
     INPUT_PRECISION: tl.constexpr,
-    DOT_IN_FP32: tl.constexpr,
+    INTERPRETER_BF16: tl.constexpr,
     BLOCK_B: tl.constexpr,
     BLOCK_H: tl.constexpr,
 ):
@@ -113,19 +113,19 @@ def sparse_lstm_step_kernel(
     gate_o = tl.load(xproj_ptrs + 3 * H, mask=tile_mask, other=0.0).to(tl.float32)
     gate_i = _gate_preactivation(
         gate_i, h_row_ptrs, b_mask, P, w_blocks_ptr, w_col_indices_ptr, w_row_offsets_ptr,
-        pid_h, INPUT_PRECISION, DOT_IN_FP32, BLOCK_H,
+        pid_h, INPUT_PRECISION, INTERPRETER_BF16, BLOCK_H,
     )  # fmt: skip
     gate_f = _gate_preactivation(
         gate_f, h_row_ptrs, b_mask, P, w_blocks_ptr, w_col_indices_ptr, w_row_offsets_ptr,
-        block_rows_per_gate + pid_h, INPUT_PRECISION, DOT_IN_FP32, BLOCK_H,
+        block_rows_per_gate + pid_h, INPUT_PRECISION, INTERPRETER_BF16, BLOCK_H,
     )  # fmt: skip
     gate_g = _gate_preactivation(
         gate_g, h_row_ptrs, b_mask, P, w_blocks_ptr, w_col_indices_ptr, w_row_offsets_ptr,
-        2 * block_rows_per_gate + pid_h, INPUT_PRECISION, DOT_IN_FP32, BLOCK_H,
+        2 * block_rows_per_gate + pid_h, INPUT_PRECISION, INTERPRETER_BF16, BLOCK_H,
     )  # fmt: skip
     gate_o = _gate_preactivation(
         gate_o, h_row_ptrs, b_mask, P, w_blocks_ptr, w_col_indices_ptr, w_row_offsets_ptr,
-        3 * block_rows_per_gate + pid_h, INPUT_PRECISION, DOT_IN_FP32, BLOCK_H,
+        3 * block_rows_per_gate + pid_h, INPUT_PRECISION, INTERPRETER_BF16, BLOCK_H,
     )  # fmt: skip
 
     # Gate math in fp32. tanh(x) = 2 * sigmoid(2x) - 1 keeps to tl's portable functions (the
@@ -141,6 +141,9 @@ def sparse_lstm_step_kernel(
     h_next = out_gate * (2.0 * tl.sigmoid(2.0 * c_next) - 1.0)
 
     # One cast to the state dtype, masked stores.
+    if INTERPRETER_BF16:
+        c_next = round_to_bfloat16_by_hand(c_next)
+        h_next = round_to_bfloat16_by_hand(h_next)
     c_out_ptrs = c_out_ptr + rows * stride_c_out_batch + offs_h[None, :]
     h_out_ptrs = h_out_ptr + rows * stride_h_out_batch + offs_h[None, :]
     tl.store(c_out_ptrs, c_next.to(c_out_ptr.dtype.element_ty), mask=tile_mask)
@@ -239,7 +242,7 @@ def lstm_cell(
         h_next.stride(0),
         c_next.stride(0),
         INPUT_PRECISION="ieee",  # exact fp32 products, no TF32; 16-bit types ignore it
-        DOT_IN_FP32=dot_in_fp32(xproj.dtype),
+        INTERPRETER_BF16=interpreter_bf16(xproj.dtype),
         BLOCK_B=config.BLOCK_B,
         BLOCK_H=layout.block_size,
         num_warps=config.num_warps,

@@ -1,14 +1,16 @@
-"""Input checks shared by the launch wrappers of the Triton kernels.
+"""Checks around the Triton kernels: their inputs before a launch, their accuracy after.
 
 A kernel that is handed a tensor it cannot read (wrong dtype, strided, on another device, a
 block size ``tl.dot`` cannot tile) would crash or, worse, return garbage, so every wrapper runs
-these checks before it launches anything. This module does not import triton.
+:func:`check_kernel_inputs` before it launches anything. :func:`accuracy` is the rule by which
+the tests and ``sparse-rnn verify`` accept a kernel's output. This module does not import triton.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -65,11 +67,52 @@ def check_kernel_inputs(
             raise ValueError(f"{op}: {name} must be contiguous; call .contiguous() first")
 
 
-def dot_in_fp32(dtype: torch.dtype) -> bool:
-    """Whether the kernels must convert bf16 tiles to fp32 before ``tl.dot``.
+def interpreter_bf16(dtype: torch.dtype) -> bool:
+    """Whether the kernels must work around two bf16 faults of Triton's interpreter (seen in
+    3.9): its ``tl.dot`` multiplies the uint16 bit patterns it stores bf16 in as integers, and
+    its fp32 -> bf16 cast truncates instead of rounding to nearest.
 
-    NOTE: Triton's interpreter (seen in 3.9) keeps bf16 as uint16 and its ``tl.dot`` multiplies
-    those bit patterns as integers. A bf16 x bf16 product is exact in fp32, so converting first
-    gives the tensor-core result; it is done only under the interpreter, where speed is moot.
+    The kernels then convert bf16 tiles to fp32 before ``tl.dot`` (a bf16 x bf16 product is
+    exact in fp32, so the result is the tensor-core one) and round by hand before the cast, so
+    that CPU checks see the numbers a GPU gives. Compiled kernels never take this path.
     """
     return dtype == torch.bfloat16 and os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+class Accuracy(NamedTuple):
+    error: float  # largest absolute error of the kernel against the float64 values
+    reference_error: float  # the same for the reference path in the kernel's dtype
+    bound: float  # 2 * reference_error + 4 ulp of the largest magnitude
+    relative_error: float  # Frobenius norm of the kernel's error over that of the values
+    reference_relative_error: float  # the same for the reference path in the kernel's dtype
+
+    @property
+    def ok(self) -> bool:
+        return self.error <= self.bound
+
+
+def accuracy(actual: Tensor, exact: Tensor, same_precision: Tensor) -> Accuracy:
+    """How close a kernel's output is to the float64 ``exact`` values, next to the reference
+    path in the same dtype (``same_precision``).
+
+    The rule (after flash-attention's tests): the kernel may err at most twice as much as the
+    reference path at its own precision, plus 4 units in the last place of the largest
+    magnitude, which covers outputs that the reference happens to get exactly. It scales with
+    the dtype, so it is neither loose for fp32 nor flaky for bf16.
+    """
+    if exact.numel() == 0:
+        return Accuracy(0.0, 0.0, 0.0, 0.0, 0.0)
+    exact = exact.double().to(actual.device)
+    difference = actual.double() - exact
+    reference_difference = same_precision.double().to(actual.device) - exact
+    reference_error = reference_difference.abs().max().item()
+    scale = max(exact.abs().max().item(), 1.0)
+    bound = 2 * reference_error + 4 * torch.finfo(actual.dtype).eps * scale
+    norm = exact.norm().clamp_min(1e-30)
+    return Accuracy(
+        error=difference.abs().max().item(),
+        reference_error=reference_error,
+        bound=bound,
+        relative_error=(difference.norm() / norm).item(),
+        reference_relative_error=(reference_difference.norm() / norm).item(),
+    )
