@@ -202,7 +202,9 @@ def lstm_cell(
         layout.block_size,
     )
     hidden, p = layout.rows_per_gate, layout.cols
-    batch = h.shape[0] if h.dim() == 2 else -1
+    if h.dim() != 2:
+        raise ValueError(f"sparse_lstm_step: h must be 2-D (batch, {p}), got {h.dim()}-D")
+    batch = h.shape[0]
     if layout.num_gates != 4:
         raise ValueError(f"sparse_lstm_step: W_hh must have 4 gates, got {layout.num_gates}")
     for name, tensor, shape in (

@@ -129,6 +129,20 @@ def test_compile_triton_path_without_graph_breaks():
     torch.testing.assert_close(compiled(x)[0], triton(x)[0])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_cuda_graph_captures_a_forward_pass():
+    _, triton, _ = lstm_pair(input_size=32, hidden_size=64, block_size=32, sparsity=0.5)
+    static_x = torch.randn(5, 4, 32, device=DEVICE)
+    with torch.no_grad():
+        triton(static_x)  # compiles the kernels before capture
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out, _ = triton(static_x)
+        static_x.copy_(torch.randn_like(static_x))
+        graph.replay()
+        torch.testing.assert_close(static_out, triton(static_x)[0])
+
+
 def test_compile_reference_path_without_graph_breaks():
     # NOTE: under the interpreter torch.compile of a triton_op fails while tracing with fake
     # tensors, so on the CPU only the reference path is compiled. aot_eager traces the full
