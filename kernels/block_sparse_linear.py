@@ -55,7 +55,6 @@ def block_sparse_linear_kernel(
     stride_x_row,
     stride_y_row,
     HAS_BIAS: tl.constexpr,
-    INPUT_PRECISION: tl.constexpr,
     INTERPRETER_BF16: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -94,7 +93,8 @@ def block_sparse_linear_kernel(
         w_t = tl.load(w_t_ptrs)
         if INTERPRETER_BF16:  # see kernel_checks.interpreter_bf16
             x_tile, w_t = x_tile.to(tl.float32), w_t.to(tl.float32)
-        acc = tl.dot(x_tile, w_t, acc, input_precision=INPUT_PRECISION)
+        # "ieee": exact fp32 products, never TF32 (16-bit inputs ignore it).
+        acc = tl.dot(x_tile, w_t, acc, input_precision="ieee")
         w_t_ptrs += BLOCK_N * BLOCK_N
         col_index_ptr += 1
 
@@ -187,7 +187,6 @@ def block_sparse_linear(x: Tensor, weight: BlockSparseWeight, bias: Tensor | Non
         x2d.stride(0),
         y.stride(0),
         HAS_BIAS=bias is not None,
-        INPUT_PRECISION="ieee",  # exact fp32 products, no TF32; 16-bit types ignore it
         INTERPRETER_BF16=interpreter_bf16(x.dtype),
         BLOCK_M=config.BLOCK_M,
         BLOCK_N=layout.block_size,

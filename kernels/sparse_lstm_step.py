@@ -42,7 +42,6 @@ def _gate_preactivation(
     w_col_indices_ptr,
     w_row_offsets_ptr,
     block_row,
-    INPUT_PRECISION: tl.constexpr,
     INTERPRETER_BF16: tl.constexpr,
     BLOCK_H: tl.constexpr,
 ):
@@ -62,7 +61,8 @@ def _gate_preactivation(
         w_t = tl.load(w_t_ptrs)
         if INTERPRETER_BF16:  # see kernel_checks.interpreter_bf16
             h_tile, w_t = h_tile.to(tl.float32), w_t.to(tl.float32)
-        acc = tl.dot(h_tile, w_t, acc, input_precision=INPUT_PRECISION)
+        # "ieee": exact fp32 products, never TF32 (16-bit inputs ignore it).
+        acc = tl.dot(h_tile, w_t, acc, input_precision="ieee")
         w_t_ptrs += BLOCK_H * BLOCK_H
         col_index_ptr += 1
     return acc
@@ -87,24 +87,24 @@ def sparse_lstm_step_kernel(
     stride_c_batch,
     stride_h_out_batch,
     stride_c_out_batch,
-    INPUT_PRECISION: tl.constexpr,
     INTERPRETER_BF16: tl.constexpr,
     BLOCK_B: tl.constexpr,
     BLOCK_H: tl.constexpr,
 ):
-    # Which tile this program owns: batch rows pid_b * BLOCK_B..., hidden units of block pid_h.
+    # Which tile this program owns: batch rows pid_b * BLOCK_B..., hidden units of block
+    # hidden_block (the same units in each of the four gates).
     pid_b = tl.program_id(0)
-    pid_h = tl.program_id(1)
+    hidden_block = tl.program_id(1)
     offs_b = pid_b * BLOCK_B + tl.arange(0, BLOCK_B)
-    offs_h = pid_h * BLOCK_H + tl.arange(0, BLOCK_H)
+    offs_unit = hidden_block * BLOCK_H + tl.arange(0, BLOCK_H)
     b_mask = offs_b < B
-    h_mask = offs_h < H
-    tile_mask = b_mask[:, None] & h_mask[None, :]
+    unit_mask = offs_unit < H
+    tile_mask = b_mask[:, None] & unit_mask[None, :]
 
     # Where the pointers point; batch offsets in 64 bits, as B * stride can pass 2**31.
     rows = offs_b.to(tl.int64)[:, None]
     h_row_ptrs = h_ptr + rows * stride_h_batch
-    xproj_ptrs = xproj_ptr + rows * stride_xproj_batch + offs_h[None, :]
+    xproj_ptrs = xproj_ptr + rows * stride_xproj_batch + offs_unit[None, :]
 
     # The four gates (PyTorch's order i, f, g, o) over the kept blocks, each in fp32.
     gate_i = tl.load(xproj_ptrs, mask=tile_mask, other=0.0).to(tl.float32)
@@ -113,19 +113,19 @@ def sparse_lstm_step_kernel(
     gate_o = tl.load(xproj_ptrs + 3 * H, mask=tile_mask, other=0.0).to(tl.float32)
     gate_i = _gate_preactivation(
         gate_i, h_row_ptrs, b_mask, P, w_blocks_ptr, w_col_indices_ptr, w_row_offsets_ptr,
-        pid_h, INPUT_PRECISION, INTERPRETER_BF16, BLOCK_H,
+        hidden_block, INTERPRETER_BF16, BLOCK_H,
     )  # fmt: skip
     gate_f = _gate_preactivation(
         gate_f, h_row_ptrs, b_mask, P, w_blocks_ptr, w_col_indices_ptr, w_row_offsets_ptr,
-        block_rows_per_gate + pid_h, INPUT_PRECISION, INTERPRETER_BF16, BLOCK_H,
+        block_rows_per_gate + hidden_block, INTERPRETER_BF16, BLOCK_H,
     )  # fmt: skip
     gate_g = _gate_preactivation(
         gate_g, h_row_ptrs, b_mask, P, w_blocks_ptr, w_col_indices_ptr, w_row_offsets_ptr,
-        2 * block_rows_per_gate + pid_h, INPUT_PRECISION, INTERPRETER_BF16, BLOCK_H,
+        2 * block_rows_per_gate + hidden_block, INTERPRETER_BF16, BLOCK_H,
     )  # fmt: skip
     gate_o = _gate_preactivation(
         gate_o, h_row_ptrs, b_mask, P, w_blocks_ptr, w_col_indices_ptr, w_row_offsets_ptr,
-        3 * block_rows_per_gate + pid_h, INPUT_PRECISION, INTERPRETER_BF16, BLOCK_H,
+        3 * block_rows_per_gate + hidden_block, INTERPRETER_BF16, BLOCK_H,
     )  # fmt: skip
 
     # Gate math in fp32. tanh(x) = 2 * sigmoid(2x) - 1 keeps to tl's portable functions (the
@@ -134,9 +134,8 @@ def sparse_lstm_step_kernel(
     forget_gate = tl.sigmoid(gate_f)
     cell_gate = 2.0 * tl.sigmoid(2.0 * gate_g) - 1.0
     out_gate = tl.sigmoid(gate_o)
-    c_prev = tl.load(c_ptr + rows * stride_c_batch + offs_h[None, :], mask=tile_mask, other=0.0).to(
-        tl.float32
-    )
+    c_ptrs = c_ptr + rows * stride_c_batch + offs_unit[None, :]
+    c_prev = tl.load(c_ptrs, mask=tile_mask, other=0.0).to(tl.float32)
     c_next = forget_gate * c_prev + in_gate * cell_gate
     h_next = out_gate * (2.0 * tl.sigmoid(2.0 * c_next) - 1.0)
 
@@ -144,8 +143,8 @@ def sparse_lstm_step_kernel(
     if INTERPRETER_BF16:
         c_next = round_to_bfloat16_by_hand(c_next)
         h_next = round_to_bfloat16_by_hand(h_next)
-    c_out_ptrs = c_out_ptr + rows * stride_c_out_batch + offs_h[None, :]
-    h_out_ptrs = h_out_ptr + rows * stride_h_out_batch + offs_h[None, :]
+    c_out_ptrs = c_out_ptr + rows * stride_c_out_batch + offs_unit[None, :]
+    h_out_ptrs = h_out_ptr + rows * stride_h_out_batch + offs_unit[None, :]
     tl.store(c_out_ptrs, c_next.to(c_out_ptr.dtype.element_ty), mask=tile_mask)
     tl.store(h_out_ptrs, h_next.to(h_out_ptr.dtype.element_ty), mask=tile_mask)
 
@@ -243,7 +242,6 @@ def lstm_cell(
         c.stride(0),
         h_next.stride(0),
         c_next.stride(0),
-        INPUT_PRECISION="ieee",  # exact fp32 products, no TF32; 16-bit types ignore it
         INTERPRETER_BF16=interpreter_bf16(xproj.dtype),
         BLOCK_B=config.BLOCK_B,
         BLOCK_H=layout.block_size,

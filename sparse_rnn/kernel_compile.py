@@ -159,7 +159,7 @@ def _kernel_and_signature(job: CompileJob) -> tuple[Any, dict[str, str], dict[st
         "block_sparse_linear": block_sparse_linear_kernel,
         "sparse_lstm_step": sparse_lstm_step_kernel,
     }[job.kernel]
-    constexprs = {"INPUT_PRECISION": "ieee", "INTERPRETER_BF16": False, **job.constexprs}
+    constexprs = {"INTERPRETER_BF16": False, **job.constexprs}
     constexprs.update({k: v for k, v in job.config.items() if k.isupper()})
     signature = {}
     for name in kernel.arg_names:
