@@ -20,10 +20,11 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from torch.library import wrap_triton
 
 from sparse_rnn.block_layout import BlockSparseWeight
-from sparse_rnn.kernel_checks import check_kernel_inputs, interpreter_bf16
+from sparse_rnn.kernel_checks import check_kernel_inputs, check_launchable, interpreter_bf16
+
+from . import traceable
 
 CONFIG_ENV = "SPARSE_RNN_LINEAR_CONFIG"
 
@@ -171,9 +172,10 @@ def block_sparse_linear(x: Tensor, weight: BlockSparseWeight, bias: Tensor | Non
             y += bias
         return y.view(*x.shape[:-1], n)
 
+    check_launchable("block_sparse_linear")
     config = pick_linear_config(m, layout.block_size)
     grid = (triton.cdiv(m, config.BLOCK_M), layout.num_block_rows)
-    wrap_triton(block_sparse_linear_kernel)[grid](
+    traceable(block_sparse_linear_kernel)[grid](
         x2d,
         weight.blocks,
         weight.col_indices,

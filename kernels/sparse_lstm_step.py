@@ -22,11 +22,11 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from torch.library import wrap_triton
 
 from sparse_rnn.block_layout import BlockSparseWeight
-from sparse_rnn.kernel_checks import check_kernel_inputs, interpreter_bf16
+from sparse_rnn.kernel_checks import check_kernel_inputs, check_launchable, interpreter_bf16
 
+from . import traceable
 from .block_sparse_linear import block_sparse_linear, round_to_bfloat16_by_hand
 
 CONFIG_ENV = "SPARSE_RNN_STEP_CONFIG"
@@ -222,9 +222,10 @@ def lstm_cell(
     if batch == 0:
         return h_next, c_next
 
+    check_launchable("sparse_lstm_step")
     config = pick_step_config(batch, layout.block_size)
     grid = (triton.cdiv(batch, config.BLOCK_B), layout.block_rows_per_gate)
-    wrap_triton(sparse_lstm_step_kernel)[grid](
+    traceable(sparse_lstm_step_kernel)[grid](
         xproj,
         h,
         c,

@@ -8,7 +8,10 @@ the tests and ``sparse-rnn verify`` accept a kernel's output. This module does n
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import os
+import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -65,6 +68,43 @@ def check_kernel_inputs(
             )
         if not tensor.is_contiguous():
             raise ValueError(f"{op}: {name} must be contiguous; call .contiguous() first")
+
+
+def check_launchable(op: str) -> None:
+    """Raise ``RuntimeError`` when the kernels cannot be launched here at all."""
+    problem = interpreter_problem()
+    if problem is not None:
+        raise RuntimeError(f"{op}: {problem}")
+
+
+@functools.cache
+def interpreter_problem() -> str | None:
+    """Why Triton's interpreter cannot run the kernels in this environment, or None.
+
+    Triton 3.6's interpreter (and, we assume, older ones) holds program ids as one-element
+    arrays and turns them into Python ints for loop bounds, which NumPy 2.4 refuses; Triton
+    3.9 is fine. Found with torch 2.11 / triton 3.6, where every kernel test passes with
+    numpy 2.3.
+    """
+    if os.environ.get("TRITON_INTERPRET", "0") in ("", "0"):
+        return None
+    try:
+        triton_version = _major_minor(importlib.metadata.version("triton"))
+        numpy_version = _major_minor(importlib.metadata.version("numpy"))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    if triton_version <= (3, 6) and numpy_version >= (2, 4):
+        return (
+            "Triton's interpreter in this triton release cannot run the kernels with "
+            "numpy >= 2.4 (it converts one-element arrays to Python ints); install "
+            "'numpy<2.4' or a newer triton (3.9 works)"
+        )
+    return None
+
+
+def _major_minor(version: str) -> tuple[int, int]:
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
 def interpreter_bf16(dtype: torch.dtype) -> bool:

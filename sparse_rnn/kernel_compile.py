@@ -213,6 +213,9 @@ def _compile_in_subprocesses(
         request = json.dumps([{"job": asdict(job), "arch": arch} for job, arch in chunk])
         process = subprocess.Popen(
             [sys.executable, "-m", "sparse_rnn.kernel_compile"],
+            # From the folder above this package, so that the child imports this very copy
+            # of sparse_rnn and not one that happens to sit in the working directory.
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

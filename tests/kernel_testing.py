@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import importlib.util
 
+import pytest
 import torch
 from torch import Tensor
 
 from sparse_rnn.block_layout import BlockLayout, BlockSparseWeight
-from sparse_rnn.kernel_checks import accuracy
+from sparse_rnn.kernel_checks import accuracy, interpreter_problem
 
 # Kernels run on CUDA where there is a GPU, else on the CPU through Triton's interpreter.
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+# For tests that launch kernels: skipped where this triton's interpreter cannot run them.
+needs_kernels = pytest.mark.skipif(
+    interpreter_problem() is not None, reason=str(interpreter_problem())
+)
 
 
 def random_weight(

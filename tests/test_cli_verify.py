@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from kernel_testing import cuda_tools_missing
+from kernel_testing import cuda_tools_missing, needs_kernels
 
 from sparse_rnn.cli import main
 
 
+@needs_kernels
 def test_verify_against_reference(capsys):
     status = main(["verify", "--dtype", "fp32", "bf16", "--block-size", "16", "--max-dim", "24"])
     out = capsys.readouterr().out

@@ -13,7 +13,7 @@ import warnings
 
 import pytest
 import torch
-from kernel_testing import DEVICE, assert_matches_reference
+from kernel_testing import DEVICE, assert_matches_reference, needs_kernels
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from sparse_rnn import SparseLinear, SparseLSTM, backends
@@ -48,6 +48,7 @@ def compare(reference, triton, exact, make_input, dtype):
         assert_matches_reference(grad, exact_grads[name], same_grads[name], f"grad of {name}")
 
 
+@needs_kernels
 @pytest.mark.parametrize(
     "kwargs, dtype",
     [
@@ -73,6 +74,7 @@ def test_sparse_lstm_triton_matches_reference(kwargs, dtype):
     compare(reference, triton, exact, lambda d: x.to(d), dtype)
 
 
+@needs_kernels
 def test_sparse_lstm_packed_one_step_batch_one():
     reference, triton, exact = lstm_pair(
         input_size=18, hidden_size=20, num_layers=2, bidirectional=True, block_size=16, sparsity=0.3
@@ -88,6 +90,7 @@ def test_sparse_lstm_packed_one_step_batch_one():
     compare(reference, triton, exact, lambda d: x[:1, :1].to(d), torch.float32)
 
 
+@needs_kernels
 def test_sparse_linear_triton_matches_reference():
     torch.manual_seed(0)
     reference = SparseLinear(40, 27, block_size=16, sparsity=0.5, backend="reference")

@@ -13,10 +13,18 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kernel_testing import DEVICE, assert_matches_reference, random_weight, with_dtype
+from kernel_testing import (
+    DEVICE,
+    assert_matches_reference,
+    needs_kernels,
+    random_weight,
+    with_dtype,
+)
 
 from sparse_rnn import reference
 from sparse_rnn.kernel_ops import block_sparse_linear, sparse_lstm_step
+
+pytestmark = needs_kernels
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 

@@ -84,6 +84,11 @@ def _check(args: argparse.Namespace) -> int:
             return 2
         # Must precede the first import of triton, which reads it.
         os.environ["TRITON_INTERPRET"] = "1"
+    from sparse_rnn.kernel_checks import interpreter_problem
+
+    if interpreter_problem() is not None:
+        print(interpreter_problem(), file=sys.stderr)
+        return 2
     where = "CUDA" if device.type == "cuda" else "the CPU through Triton's interpreter"
     print(f"checking the kernels on {where} against the reference path (seed {args.seed})")
 
