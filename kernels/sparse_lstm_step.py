@@ -7,7 +7,8 @@ One program owns such a block of BLOCK_H hidden units and a tile of BLOCK_B batc
 fp32 accumulators over the kept blocks of those four block rows, applies the nonlinearities and
 stores ``c_t`` and ``h_t``: no gate tensor goes through memory. With ``proj_size`` the projection
 ``h_t @ W_hr.T`` needs every hidden unit, so the launcher hands ``h_t`` to the block-sparse linear
-kernel in a second launch.
+kernel in a second launch. As in ``nn.LSTM``, ``c_t`` is stored in the input dtype; within the
+step all gate math runs in fp32.
 
 Checked against :func:`sparse_rnn.reference.sparse_lstm_step` under Triton's interpreter on CPU,
 and compiled for sm_80 / sm_90 without a GPU (see :mod:`sparse_rnn.kernel_compile`).

@@ -1,9 +1,11 @@
 """The Triton kernels as ``torch.library`` operators, differentiable, for the ``"triton"`` backend.
 
 ``sparse_rnn::block_sparse_linear`` and ``sparse_rnn::lstm_cell`` are Triton ops
-(:func:`torch.library.triton_op`), so ``torch.compile`` traces through them into the kernels
-without a graph break and a CUDA graph can capture them. A block-sparse weight crosses the op
-boundary as its three tensors plus the integers of its layout.
+(:func:`torch.library.triton_op`), so that ``torch.compile`` can trace through them into the
+kernels without a graph break, and their launchers neither synchronise nor read tensor values
+on the host, so that a CUDA graph can capture them (both checked by GPU-only tests, which have
+not run yet). A block-sparse weight crosses the op boundary as its three tensors plus the
+integers of its layout.
 
 NOTE: the kernels are forward only. The backward formulas here are plain PyTorch on the
 densified weights: correct, and differentiable once, but not fast; backward kernels that read
