@@ -27,6 +27,7 @@ from sparse_rnn.kernel_checks import check_kernel_inputs, check_launchable, inte
 from . import traceable
 
 CONFIG_ENV = "SPARSE_RNN_LINEAR_CONFIG"
+MAX_GRID_Y = 65535  # block rows go on the grid's second axis, whose size CUDA caps
 
 
 @triton.jit
@@ -161,6 +162,12 @@ def block_sparse_linear(x: Tensor, weight: BlockSparseWeight, bias: Tensor | Non
     if bias is not None and tuple(bias.shape) != (n,):
         raise ValueError(
             f"block_sparse_linear: bias must have shape ({n},), got {tuple(bias.shape)}"
+        )
+
+    if layout.num_block_rows > MAX_GRID_Y:
+        raise ValueError(
+            f"block_sparse_linear: W has {layout.num_block_rows} block rows, more than the "
+            f"{MAX_GRID_Y} programs CUDA allows on the second grid axis; use a larger block size"
         )
 
     x2d = x.reshape(-1, k)

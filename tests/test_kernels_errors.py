@@ -66,3 +66,11 @@ def test_step_shapes():
         sparse_lstm_step(xproj[:, :40].contiguous(), h, c, w_hh)
     with pytest.raises(ValueError, match="W_hh must have 4 gates"):
         sparse_lstm_step(xproj, h, c, random_weight(1, 80, 20, 16, 1.0))
+
+
+def test_too_many_block_rows(monkeypatch):
+    from sparse_rnn.kernels import block_sparse_linear as module
+
+    monkeypatch.setattr(module, "MAX_GRID_Y", 1)
+    with pytest.raises(ValueError, match="2 block rows, more than the 1 programs"):
+        block_sparse_linear(torch.randn(3, 24, device=DEVICE), random_weight(1, 20, 24, 16, 1.0))

@@ -65,7 +65,10 @@ def compare(reference, triton, exact, make_input, dtype):
             ),
             torch.float32,
         ),
-        (dict(input_size=16, hidden_size=32, block_size=32, sparsity=0.5), torch.bfloat16),
+        (
+            dict(input_size=16, hidden_size=32, bias=False, block_size=32, sparsity=0.5),
+            torch.bfloat16,
+        ),
     ],
 )
 def test_sparse_lstm_triton_matches_reference(kwargs, dtype):
