@@ -20,6 +20,8 @@ from dataclasses import asdict
 
 import torch
 
+from sparse_rnn.kernel_compile import ARCHS
+
 HELP = "check the Triton kernels against the reference path, or compile them for sm_80/sm_90"
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -29,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--compile-only", action="store_true", help="compile for --arch instead of running"
     )
-    parser.add_argument("--arch", nargs="+", default=["sm_80", "sm_90"], help="with --compile-only")
+    parser.add_argument("--arch", nargs="+", default=list(ARCHS), help="with --compile-only")
     parser.add_argument("--json", metavar="PATH", help="with --compile-only: write the records")
     parser.add_argument("--dtype", nargs="+", choices=list(DTYPES), default=list(DTYPES))
     parser.add_argument("--block-size", nargs="+", type=int, default=[16, 32, 64])
