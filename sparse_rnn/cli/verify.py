@@ -20,6 +20,7 @@ from dataclasses import asdict
 
 import torch
 
+from sparse_rnn.kernel_checks import TRITON_BLOCK_SIZES, interpreter_problem
 from sparse_rnn.kernel_compile import ARCHS
 
 HELP = "check the Triton kernels against the reference path, or compile them for sm_80/sm_90"
@@ -34,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", nargs="+", default=list(ARCHS), help="with --compile-only")
     parser.add_argument("--json", metavar="PATH", help="with --compile-only: write the records")
     parser.add_argument("--dtype", nargs="+", choices=list(DTYPES), default=list(DTYPES))
-    parser.add_argument("--block-size", nargs="+", type=int, default=[16, 32, 64])
+    parser.add_argument(
+        "--block-size", nargs="+", type=int, choices=TRITON_BLOCK_SIZES, default=TRITON_BLOCK_SIZES
+    )
     parser.add_argument("--max-dim", type=int, default=96, help="largest random dimension")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -86,8 +89,6 @@ def _check(args: argparse.Namespace) -> int:
             return 2
         # Must precede the first import of triton, which reads it.
         os.environ["TRITON_INTERPRET"] = "1"
-    from sparse_rnn.kernel_checks import interpreter_problem
-
     if interpreter_problem() is not None:
         print(interpreter_problem(), file=sys.stderr)
         return 2
