@@ -3,7 +3,8 @@
 ``"reference"`` runs anywhere and is differentiable. ``"triton"`` runs the kernels in
 ``sparse_rnn.kernels``: on CUDA tensors, or on CPU tensors through Triton's interpreter when
 ``TRITON_INTERPRET=1`` was set before triton was imported. ``"auto"`` picks the kernels for
-CUDA tensors when triton is installed and the reference path otherwise.
+CUDA tensors when triton is installed and the kernels support the block size and dtype
+(see :mod:`sparse_rnn.kernel_checks`), and the reference path otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import warnings
 from typing import Literal
 
 import torch
+
+from sparse_rnn.kernel_checks import unsupported_reason
 
 BACKENDS = ("auto", "reference", "triton")
 Backend = Literal["auto", "reference", "triton"]
@@ -45,8 +48,18 @@ def triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def resolve_backend(backend: str, device: torch.device) -> Literal["reference", "triton"]:
-    """The backend that actually runs for tensors on ``device``."""
+def resolve_backend(
+    backend: str,
+    device: torch.device,
+    block_size: int | None = None,
+    dtype: torch.dtype | None = None,
+) -> Literal["reference", "triton"]:
+    """The backend that actually runs for tensors on ``device``.
+
+    With ``block_size`` and ``dtype`` given, ``"triton"`` raises ``ValueError`` when the kernels
+    cannot run them, and ``"auto"`` falls back to the reference path with a one-time warning.
+    """
+    reason = None if block_size is None or dtype is None else unsupported_reason(block_size, dtype)
     if backend == "reference":
         return "reference"
     if backend == "triton":
@@ -55,14 +68,25 @@ def resolve_backend(backend: str, device: torch.device) -> Literal["reference", 
                 f"backend='triton' got tensors on {device}; move the module and inputs to a CUDA "
                 "device, or set TRITON_INTERPRET=1 before importing triton to run on the CPU"
             )
+        if reason is not None:
+            raise ValueError(
+                f"backend='triton': {reason}, got block_size={block_size}, dtype={dtype}; "
+                "use backend='reference' or 'auto'"
+            )
         return "triton"
     if device.type == "cuda":
-        if triton_available():
+        if not triton_available():
+            _warn_once(
+                "sparse_rnn: triton is not installed, so backend='auto' runs the slow reference "
+                "path on CUDA; `pip install triton` to use the block-sparse kernels"
+            )
+        elif reason is not None:
+            _warn_once(
+                f"sparse_rnn: {reason}, got block_size={block_size}, dtype={dtype}, so "
+                "backend='auto' runs the slow reference path"
+            )
+        else:
             return "triton"
-        _warn_once(
-            "sparse_rnn: triton is not installed, so backend='auto' runs the slow reference "
-            "path on CUDA; `pip install triton` to use the block-sparse kernels"
-        )
     return "reference"
 
 

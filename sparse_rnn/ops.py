@@ -1,7 +1,8 @@
 """The block-sparse products a module needs, for the backend that runs them.
 
 Each function takes an already resolved backend name (see :mod:`sparse_rnn.backends`) and calls
-either the reference path or the Triton kernels, which are imported only when used.
+either the reference path or the Triton kernels (as the differentiable ``torch.library``
+operators of :mod:`sparse_rnn.kernel_ops`), which are imported only when used.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def block_sparse_linear(
 ) -> Tensor:
     """``x @ W.T + bias`` for x (..., K), W block-sparse (N, K); returns (..., N)."""
     if backend == "triton":
-        from sparse_rnn.kernels.block_sparse_linear import block_sparse_linear as kernel
+        from sparse_rnn.kernel_ops import block_sparse_linear as kernel
 
         return kernel(x, weight, bias)
     return reference.block_sparse_linear(x, weight, bias)
@@ -27,7 +28,7 @@ def block_sparse_linear(
 def make_lstm_step(weights: LayerWeights, backend: str) -> StepFn:
     """The recurrent step of one direction of one layer."""
     if backend == "triton":
-        from sparse_rnn.kernels.sparse_lstm_step import sparse_lstm_step as kernel
+        from sparse_rnn.kernel_ops import sparse_lstm_step as kernel
 
         return lambda xproj, h, c: kernel(xproj, h, c, weights.w_hh, weights.w_hr)
 

@@ -112,7 +112,7 @@ class SparseLinear(BlockSparseModule):
         return linear
 
     def forward(self, input: Tensor) -> Tensor:
-        backend = resolve_backend(self.backend, input.device)
+        backend = resolve_backend(self.backend, input.device, self.block_size, input.dtype)
         return ops.block_sparse_linear(input, self.sparse_weight("weight"), self.bias, backend)
 
     def extra_repr(self) -> str:

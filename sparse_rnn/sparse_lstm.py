@@ -271,7 +271,7 @@ class SparseLSTM(BlockSparseModule):
                 h0 = h0.index_select(1, sorted_indices)
                 c0 = c0.index_select(1, sorted_indices)
 
-        backend = resolve_backend(self.backend, data.device)
+        backend = resolve_backend(self.backend, data.device, self.block_size, data.dtype)
         suffixes = self._direction_suffixes()
         layers = [
             [self._layer_weights(s) for s in suffixes[i : i + num_directions]]
