@@ -22,8 +22,9 @@ BACKENDS = ("auto", "reference", "triton")
 Backend = Literal["auto", "reference", "triton"]
 
 
-def check_backend(backend: str) -> None:
-    """Raise ``ValueError`` for an unknown name or a ``"triton"`` request this machine can't run."""
+def check_backend(backend: str, block_size: int | None = None) -> None:
+    """Raise ``ValueError`` for an unknown name, or a ``"triton"`` request that this machine or
+    this ``block_size`` cannot run."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "triton":
@@ -38,6 +39,13 @@ def check_backend(backend: str) -> None:
                 "imported to run the kernels on the CPU (slow); use backend='reference' or "
                 "backend='auto' on this machine"
             )
+        if block_size is not None:
+            reason = unsupported_reason(block_size, torch.float32)
+            if reason is not None:
+                raise ValueError(
+                    f"backend='triton': {reason}, got block_size={block_size}; use "
+                    "backend='reference' or 'auto' (which falls back to the reference path)"
+                )
 
 
 def triton_available() -> bool:

@@ -40,7 +40,7 @@ class SparseLinear(BlockSparseModule):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         check_block_size(block_size)
         check_sparsity(sparsity)
-        check_backend(backend)
+        check_backend(backend, block_size)
 
         self.in_features = in_features
         self.out_features = out_features

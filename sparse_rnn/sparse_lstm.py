@@ -83,7 +83,7 @@ class SparseLSTM(BlockSparseModule):
         _check_lstm_args(input_size, hidden_size, num_layers, bias, batch_first, dropout, proj_size)
         check_block_size(block_size)
         sparsity_per_kind = _sparsity_per_kind(sparsity if sparsity is not None else 0.0)
-        check_backend(backend)
+        check_backend(backend, block_size)
 
         self.input_size = input_size
         self.hidden_size = hidden_size
