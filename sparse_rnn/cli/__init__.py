@@ -6,9 +6,9 @@ import argparse
 import logging
 import sys
 
-from sparse_rnn.cli import demo
+from sparse_rnn.cli import bench, demo
 
-SUBCOMMANDS = {"demo": demo}
+SUBCOMMANDS = {"demo": demo, "bench": bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,56 @@
+"""A PNG of speedup against ``nn.LSTM`` versus sparsity: one line per provider and shape."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from sparse_rnn.bench.providers import NN_LSTM
+from sparse_rnn.bench.sweep import Row
+
+
+class PlottingUnavailable(RuntimeError):
+    """matplotlib is not installed."""
+
+
+def plot_speedup(rows: Sequence[Row], path: Path, title: str) -> None:
+    """Write the plot of the measured rows to ``path``; other rows are left out."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+        from matplotlib.ticker import FuncFormatter
+    except ImportError as error:
+        raise PlottingUnavailable(
+            "--plot needs matplotlib: `pip install matplotlib` or `pip install sparse_rnn[plot]`"
+        ) from error
+
+    measured = [r for r in rows if r.speedup_vs_nn_lstm is not None and r.provider != NN_LSTM]
+    # Name a shape by the dimensions that vary in this run; hidden size always.
+    varying = [
+        dim for dim in ("batch", "seq", "layers") if len({getattr(r, dim) for r in rows}) > 1
+    ]
+    lines: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for row in measured:
+        shape = ", ".join([f"H={row.hidden}"] + [f"{d}={getattr(row, d)}" for d in varying])
+        lines[f"{row.provider}, {shape}"].append((row.sparsity, row.speedup_vs_nn_lstm))
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for label, points in sorted(lines.items()):
+        points.sort()
+        axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    axes.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    axes.set_xlabel("block sparsity")
+    axes.set_ylabel(f"speedup vs {NN_LSTM} (higher is faster)")
+    axes.set_yscale("log")
+    ratio = FuncFormatter(lambda value, _: f"{value:g}x")
+    axes.yaxis.set_major_formatter(ratio)
+    axes.yaxis.set_minor_formatter(ratio)
+    axes.set_title(title, fontsize=9)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
