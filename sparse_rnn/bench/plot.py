@@ -14,18 +14,24 @@ class PlottingUnavailable(RuntimeError):
     """matplotlib is not installed."""
 
 
-def plot_speedup(rows: Sequence[Row], path: Path, title: str) -> None:
-    """Write the plot of the measured rows to ``path``; other rows are left out."""
+def require_matplotlib() -> None:
+    """Raise :class:`PlottingUnavailable` now, rather than after a long sweep, if it is missing."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
-        from matplotlib.ticker import FuncFormatter
+        import matplotlib  # noqa: F401
     except ImportError as error:
         raise PlottingUnavailable(
             "--plot needs matplotlib: `pip install matplotlib` or `pip install sparse_rnn[plot]`"
         ) from error
+
+
+def plot_speedup(rows: Sequence[Row], path: Path, title: str) -> None:
+    """Write the plot of the measured rows to ``path``; other rows are left out."""
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     measured = [r for r in rows if r.speedup_vs_nn_lstm is not None and r.provider != NN_LSTM]
     # Name a shape by the dimensions that vary in this run; hidden size always.

@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from sparse_rnn.bench import timing
-from sparse_rnn.bench.plot import PlottingUnavailable, plot_speedup
+from sparse_rnn.bench.plot import PlottingUnavailable, plot_speedup, require_matplotlib
 from sparse_rnn.bench.providers import providers_for
 from sparse_rnn.bench.record import build_record, cpu_model, load_average, write_record
 from sparse_rnn.bench.sweep import MODES, Row, Settings, cases, dense_model, run_case
@@ -115,6 +115,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.plot is not None:
+        try:
+            require_matplotlib()
+        except PlottingUnavailable as error:
+            print(f"sparse-rnn bench: error: {error}", file=sys.stderr)
+            return 2
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -147,11 +153,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"JSON record written to {args.json}")
     if args.plot is not None:
         title = f"{_describe_device(device)}, {args.dtype}, {args.mode}, block {args.block}"
-        try:
-            plot_speedup(rows, args.plot, title)
-        except PlottingUnavailable as error:
-            print(f"sparse-rnn bench: error: {error}", file=sys.stderr)
-            return 2
+        plot_speedup(rows, args.plot, title)
         print(f"plot written to {args.plot}")
     return 1 if any(row.status == "check failed" for row in rows) else 0
 
