@@ -116,7 +116,7 @@ def run_case(
     truth = reference_model(pruned)
     pruned = pruned.to(settings.dtype)
     pruned.train(settings.mode == "training")
-    inputs = _inputs(shape, settings)
+    inputs = make_inputs(shape, settings)
 
     rows = []
     for provider in providers:
@@ -190,7 +190,8 @@ def _measure(
         row.fraction_of_copy_bandwidth = bytes_per_s / copy_bytes_per_s
 
 
-def _inputs(shape: Shape, settings: Settings) -> list[Tensor]:
+def make_inputs(shape: Shape, settings: Settings) -> list[Tensor]:
+    """Inputs (seq, batch, hidden) to rotate through while timing, enough to leave the cache."""
     generator = torch.Generator().manual_seed(settings.seed + 1)
     size = (shape.seq, shape.batch, shape.hidden)
     element_bytes = torch.finfo(settings.dtype).bits // 8
