@@ -97,3 +97,18 @@ def test_plot_without_matplotlib_is_a_clear_error(tmp_path, capsys, monkeypatch)
     argv = ["bench", *TINY, "--sparsity", "0", "--plot", str(tmp_path / "p.png")]
     assert main(argv) == 2
     assert "--plot needs matplotlib" in capsys.readouterr().err
+
+
+def test_roofline_prints_floors_without_timing(capsys):
+    argv = ["bench", "--roofline", "--hidden", "1024", "--batch", "1", "--sparsity", "0", "0.9"]
+    assert main(argv) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    rows = [cells for cells in lines if cells[:1] == ["1024"]]
+    assert [(cells[1], cells[3]) for cells in rows] == [
+        ("fp32", "0.00"),
+        ("fp32", "0.90"),
+        ("bf16", "0.00"),
+        ("bf16", "0.90"),
+    ]
+    # fp32 dense: 4 * 1024 * 1024 * 4 bytes of W_hh plus 8 * 1024 * 4 of activations, at 4.8 TB/s.
+    assert float(rows[0][6]) == pytest.approx((16 * 2**20 + 32 * 2**10) / 4.8e12 * 1e6, rel=1e-3)

@@ -85,3 +85,54 @@ def ideal_block_sparse_traffic(
 def step_time_floor_s(traffic: StepTraffic, bytes_per_s: float) -> float:
     """Seconds a step takes at least if it is limited by moving ``traffic`` at ``bytes_per_s``."""
     return traffic.total / bytes_per_s
+
+
+@dataclass(frozen=True)
+class FloorRow:
+    """Bytes per step and the step-time floors of one case of the roofline table."""
+
+    hidden: int
+    batch: int
+    sparsity: float
+    dtype_bytes: int
+    bytes_per_step: int
+    dense_bytes_per_step: int
+    floors_s: dict[str, float]  # bandwidth name -> seconds per step
+
+
+def floor_table(
+    hidden_sizes: list[int],
+    batches: list[int],
+    sparsities: list[float],
+    block: int,
+    dtype_bytes: list[int],
+    bandwidths: dict[str, float],
+) -> list[FloorRow]:
+    """Bytes per step (one layer) and the floor each named bandwidth (bytes/s) implies."""
+    rows = []
+    for hidden in hidden_sizes:
+        for element_bytes in dtype_bytes:
+            for batch in batches:
+                dense = StepTraffic(
+                    dense_weight_bytes(hidden, element_bytes),
+                    activation_bytes(hidden, batch, element_bytes),
+                )
+                for sparsity in sparsities:
+                    traffic = ideal_block_sparse_traffic(
+                        hidden, batch, 1.0 - sparsity, block, element_bytes
+                    )
+                    floors = {
+                        name: step_time_floor_s(traffic, rate) for name, rate in bandwidths.items()
+                    }
+                    rows.append(
+                        FloorRow(
+                            hidden,
+                            batch,
+                            sparsity,
+                            element_bytes,
+                            traffic.total,
+                            dense.total,
+                            floors,
+                        )
+                    )
+    return rows

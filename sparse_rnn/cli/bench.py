@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from sparse_rnn.bench import timing
+from sparse_rnn.bench import roofline, timing
 from sparse_rnn.bench.plot import PlottingUnavailable, plot_speedup, require_matplotlib
 from sparse_rnn.bench.providers import providers_for
 from sparse_rnn.bench.record import build_record, cpu_model, load_average, write_record
@@ -97,6 +97,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=_positive_int, help="CPU threads for torch (default: torch's choice)"
     )
+    parser.add_argument(
+        "--roofline",
+        action="store_true",
+        help="print the bytes per step and the step-time floors they imply, then stop",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON record here")
     parser.add_argument("--plot", type=Path, metavar="PATH", help="write a PNG plot here")
@@ -132,9 +137,12 @@ def run(args: argparse.Namespace) -> int:
         min_run_time_s=args.min_run_time,
         seed=args.seed,
     )
-    providers, notes = providers_for(device)
     copy_bytes_per_s = timing.copy_bandwidth(device)
     _print_header(args, device, copy_bytes_per_s)
+    if args.roofline:
+        _print_roofline(args, copy_bytes_per_s)
+        return 0
+    providers, notes = providers_for(device)
 
     rows: list[Row] = []
     work = cases(args.hidden, args.batch, args.seq, args.layers, args.sparsity)
@@ -176,6 +184,8 @@ def _print_header(args: argparse.Namespace, device: torch.device, copy_bytes_per
         print(" (other work is running: timings will be noisy)" if load > 0.5 else "")
 
 
+NOISY_IQR = 0.25  # an IQR above this fraction of the median marks the row as noisy
+
 COLUMNS = (
     ("provider", 24, "<"),
     ("H", 5, ">"),
@@ -184,7 +194,8 @@ COLUMNS = (
     ("L", 2, ">"),
     ("sparsity", 8, ">"),
     ("median ms", 10, ">"),
-    ("IQR ms", 8, ">"),
+    ("IQR ms", 9, ">"),
+    ("min ms", 8, ">"),
     ("speedup", 8, ">"),
     ("KiB/step", 9, ">"),
     ("GB/s", 6, ">"),
@@ -195,7 +206,7 @@ COLUMNS = (
 def _format_row(row: Row) -> list[str]:
     shape = [str(row.hidden), str(row.batch), str(row.seq), str(row.layers), f"{row.sparsity:.2f}"]
     if row.status != "ok":
-        return [row.provider, *shape, row.status, "", "", "", "", ""]
+        return [row.provider, *shape, row.status, "", "", "", "", "", ""]
     bandwidth = ["-", "-"]
     if row.achieved_gb_per_s is not None:
         bandwidth = [f"{row.achieved_gb_per_s:.1f}", f"{row.fraction_of_copy_bandwidth:.0%}"]
@@ -203,7 +214,8 @@ def _format_row(row: Row) -> list[str]:
         row.provider,
         *shape,
         f"{row.median_ms:.3f}",
-        f"{row.iqr_ms:.3f}",
+        f"{row.iqr_ms:.3f}" + ("*" if row.iqr_ms > NOISY_IQR * row.median_ms else " "),
+        f"{row.min_ms:.3f}",
         f"{row.speedup_vs_nn_lstm:.2f}x" if row.speedup_vs_nn_lstm is not None else "-",
         f"{row.bytes_per_step / 1024:.1f}",
         *bandwidth,
@@ -232,7 +244,12 @@ def _print_table(rows: list[Row], mode: str) -> None:
 def _print_notes(rows: list[Row], notes: list[str], mode: str) -> None:
     call = "forward" if mode == "inference" else "forward + backward of output.sum()"
     print()
-    print(f"median ms: one {call} over all T steps; IQR: spread of the timed samples.")
+    print(f"median ms: one {call} over all T steps; IQR, min: of the timed samples.")
+    if any(r.status == "ok" and r.iqr_ms > NOISY_IQR * r.median_ms for r in rows):
+        print(
+            f"*: IQR above {NOISY_IQR:.0%} of the median, a noisy row (other work on the "
+            "machine?); min ms is then the steadier figure."
+        )
     print("speedup: nn.LSTM's median / this median, same shape and sparsity.")
     print("KiB/step: stored W_hh (in the provider's format) + the step's activations, all layers.")
     if mode == "inference":
@@ -248,3 +265,30 @@ def _print_notes(rows: list[Row], notes: list[str], mode: str) -> None:
             reasons.setdefault(f"{row.provider} {row.status}: {row.reason}", None)
     for note in [*notes, *reasons]:
         print(f"note: {note}")
+
+
+def _print_roofline(args: argparse.Namespace, copy_bytes_per_s: float) -> None:
+    bandwidths = {
+        "H200 nominal": roofline.H200_NOMINAL_HBM_BYTES_PER_S,
+        "this copy": copy_bytes_per_s,
+    }
+    rows = roofline.floor_table(
+        args.hidden, args.batch, args.sparsity, args.block, [4, 2], bandwidths
+    )
+    header = (
+        f"{'H':>5} {'dtype':>6} {'B':>4} {'sparsity':>8} {'KiB/step':>9} {'vs dense':>8} "
+        f"{'floor us, H200 nominal':>23} {'floor us, measured copy':>24}"
+    )
+    print()
+    print("Bytes one layer moves per time step (W_hh kept blocks + activations) and the time")
+    print("a step needs at least to move them. H200: nominal 4.8 TB/s spec, not a measurement.")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        dtype = "fp32" if row.dtype_bytes == 4 else "bf16"
+        fraction = row.bytes_per_step / row.dense_bytes_per_step
+        print(
+            f"{row.hidden:>5} {dtype:>6} {row.batch:>4} {row.sparsity:>8.2f} "
+            f"{row.bytes_per_step / 1024:>9.1f} {fraction:>8.1%} "
+            f"{row.floors_s['H200 nominal'] * 1e6:>23.3f} {row.floors_s['this copy'] * 1e6:>24.1f}"
+        )
