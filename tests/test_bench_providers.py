@@ -12,7 +12,13 @@ from sparse_rnn.bench.providers import (
     providers_for,
     reference_model,
 )
-from sparse_rnn.bench.timing import MIN_SAMPLES, Timing, rotation_size, time_callable
+from sparse_rnn.bench.timing import (
+    MIN_SAMPLES,
+    Timing,
+    rotation_size,
+    time_callable,
+    time_interleaved,
+)
 
 CPU = torch.device("cpu")
 
@@ -101,3 +107,18 @@ def test_timing_statistics_and_rotation():
     result = time_callable(lambda x: seen.append(int(x.item())), inputs, min_run_time_s=0.001)
     assert result.runs >= MIN_SAMPLES and result.median_s > 0
     assert set(seen) == {0, 1, 2}
+
+
+def test_interleaved_timing_gives_each_callable_the_same_number_of_samples():
+    calls = {"fast": 0, "slow": 0}
+
+    def fast(x):
+        calls["fast"] += 1
+
+    def slow(x):
+        calls["slow"] += 1
+        torch.mm(torch.ones(64, 64), torch.ones(64, 64))
+
+    fast_timing, slow_timing = time_interleaved([fast, slow], [torch.zeros(1)], 0.001)
+    assert fast_timing.runs == slow_timing.runs >= MIN_SAMPLES
+    assert calls["fast"] > 0 and calls["slow"] > 0

@@ -2,13 +2,15 @@
 
 A case is one shape (hidden size, batch, sequence length, layers) at one sparsity. The dense
 ``nn.LSTM`` of a shape is drawn once from a fixed seed (input size = hidden size), pruned by block
-L2 norm to the case's sparsity, and every provider is built from that one pruned model, checked
-against the float64 reference path, and only then timed.
+L2 norm to the case's sparsity, and every provider is built from that one pruned model and
+checked against the float64 reference path. Then the providers that passed are timed together,
+interleaved.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -17,13 +19,13 @@ from torch import Tensor, nn
 from sparse_rnn.bench import roofline
 from sparse_rnn.bench.providers import (
     NN_LSTM,
+    Built,
     CheckFailed,
     Provider,
-    ProviderUnavailable,
     check_against_reference,
     reference_model,
 )
-from sparse_rnn.bench.timing import Timing, rotation_size, time_callable
+from sparse_rnn.bench.timing import Timing, rotation_size, time_interleaved
 from sparse_rnn.sparse_lstm import SparseLSTM
 
 MODES = ("inference", "training")
@@ -118,7 +120,7 @@ def run_case(
     pruned.train(settings.mode == "training")
     inputs = make_inputs(shape, settings)
 
-    rows = []
+    rows, ready = [], []
     for provider in providers:
         row = Row(
             provider=provider.name,
@@ -134,8 +136,15 @@ def run_case(
             mode=settings.mode,
             status="ok",
         )
-        _measure(row, provider, pruned, truth, inputs, settings, copy_bytes_per_s)
+        built = _build_and_check(row, provider, pruned, truth, inputs[0], settings.mode)
+        if built is not None:
+            ready.append((row, built))
         rows.append(row)
+
+    calls = [_call(built.model, settings.mode) for _, built in ready]
+    timings = time_interleaved(calls, inputs, settings.min_run_time_s)
+    for (row, built), timing in zip(ready, timings, strict=True):
+        _fill_timing(row, built, timing, settings, copy_bytes_per_s)
 
     baseline = next((r for r in rows if r.provider == NN_LSTM and r.status == "ok"), None)
     if baseline is not None:
@@ -145,35 +154,28 @@ def run_case(
     return rows
 
 
-def _measure(
-    row: Row,
-    provider: Provider,
-    pruned: SparseLSTM,
-    truth: nn.Module,
-    inputs: list[Tensor],
-    settings: Settings,
-    copy_bytes_per_s: float,
-) -> None:
-    """Build, check and time one provider, filling ``row`` in place."""
+def _build_and_check(
+    row: Row, provider: Provider, pruned: SparseLSTM, truth: nn.Module, x: Tensor, mode: str
+) -> Built | None:
+    """The provider's module if it builds and matches the reference; else None, noted in row."""
     try:
-        built = provider.build(pruned, settings.mode)
-        built.model.train(settings.mode == "training")
+        built = provider.build(pruned, mode)
+        built.model.train(mode == "training")
         row.provider = built.label
-        row.max_error, row.tolerance = check_against_reference(
-            built.model, truth, inputs[0], settings.mode
-        )
-    except (ProviderUnavailable, NotImplementedError) as error:
-        row.status, row.reason = "unavailable", str(error).splitlines()[0]
-        return
+        row.max_error, row.tolerance = check_against_reference(built.model, truth, x, mode)
     except CheckFailed as error:
         row.status, row.reason = "check failed", str(error)
-        return
+        return None
     except RuntimeError as error:
-        # Typically an operation missing for this dtype on this device.
+        # ProviderUnavailable, or an operation PyTorch lacks for this dtype on this device.
         row.status, row.reason = "unavailable", str(error).splitlines()[0]
-        return
+        return None
+    return built
 
-    timing = _time(built.model, inputs, settings)
+
+def _fill_timing(
+    row: Row, built: Built, timing: Timing, settings: Settings, copy_bytes_per_s: float
+) -> None:
     element_bytes = torch.finfo(settings.dtype).bits // 8
     row.weight_bytes_per_step = built.weight_bytes_per_step
     row.activation_bytes_per_step = row.layers * roofline.activation_bytes(
@@ -202,17 +204,18 @@ def make_inputs(shape: Shape, settings: Settings) -> list[Tensor]:
     ]
 
 
-def _time(model: nn.Module, inputs: list[Tensor], settings: Settings) -> Timing:
-    if settings.mode == "training":
+def _call(model: nn.Module, mode: str) -> Callable[[Tensor], object]:
+    """What one timed call does: a forward without autograd, or forward and backward."""
+    if mode == "training":
 
-        def call(x: Tensor) -> None:
+        def train_step(x: Tensor) -> None:
             model.zero_grad(set_to_none=True)
             model(x).sum().backward()
 
-        return time_callable(call, inputs, settings.min_run_time_s)
+        return train_step
 
     def infer(x: Tensor) -> Tensor:
         with torch.no_grad():
             return model(x)
 
-    return time_callable(infer, inputs, settings.min_run_time_s)
+    return infer

@@ -1,10 +1,11 @@
-"""Timing a callable on the CPU or a CUDA GPU, and measuring the device's copy bandwidth.
+"""Timing callables on the CPU or a CUDA GPU, and measuring the device's copy bandwidth.
 
 Every timing warms up first, feeds the callable a different input on each call (a rotation of
 copies big enough together that the inputs do not sit in cache), and reports the median and
-quartiles of many runs. The CPU uses ``torch.utils.benchmark`` with all of torch's threads;
-a GPU uses CUDA events around each call, with the L2 cache overwritten before each one so that
-no call finds the previous call's weights there.
+quartiles of many samples. Several callables are timed interleaved, one sample of each in turn.
+The CPU uses ``torch.utils.benchmark`` with all of torch's threads; a GPU uses CUDA events
+around each call, with the L2 cache overwritten before each one so that no call finds the
+previous call's weights there.
 """
 
 from __future__ import annotations
@@ -61,55 +62,83 @@ def time_callable(
     fn: Callable[[Tensor], object], inputs: Sequence[Tensor], min_run_time_s: float
 ) -> Timing:
     """Time ``fn(x)`` with x cycling through ``inputs``, on the device of the inputs."""
-    rotation = itertools.cycle(inputs)
+    return time_interleaved([fn], inputs, min_run_time_s)[0]
 
-    def call() -> object:
-        return fn(next(rotation))
 
+def time_interleaved(
+    fns: Sequence[Callable[[Tensor], object]], inputs: Sequence[Tensor], min_run_time_s: float
+) -> list[Timing]:
+    """Time every ``fn(x)``, taking one sample of each in turn, x cycling through ``inputs``.
+
+    Interleaving spreads a burst of other work on the machine over all callables alike, so
+    their ratios stay fair even when the absolute times are noisy. The slowest callable gets
+    about ``min_run_time_s`` of samples, and each at least ``MIN_SAMPLES``.
+    """
+    calls = []
+    for fn in fns:
+        rotation = itertools.cycle(inputs)
+        calls.append(lambda fn=fn, rotation=rotation: fn(next(rotation)))
     if inputs[0].device.type == "cuda":
-        return _time_cuda(call, inputs[0].device, min_run_time_s)
-    return _time_cpu(call, min_run_time_s)
+        return _time_cuda(calls, inputs[0].device, min_run_time_s)
+    return _time_cpu(calls, min_run_time_s)
 
 
-def _time_cpu(call: Callable[[], object], min_run_time_s: float) -> Timing:
-    for _ in range(WARMUP_CALLS):
-        call()
-    timer = benchmark.Timer(
-        stmt="call()", globals={"call": call}, num_threads=torch.get_num_threads()
-    )
+def _sample_count(slowest_sample_s: float, min_run_time_s: float) -> int:
+    return int(min(MAX_SAMPLES, max(MIN_SAMPLES, min_run_time_s / slowest_sample_s)))
+
+
+def _time_cpu(calls: Sequence[Callable[[], object]], min_run_time_s: float) -> list[Timing]:
+    timers = [
+        benchmark.Timer(stmt="call()", globals={"call": call}, num_threads=torch.get_num_threads())
+        for call in calls
+    ]
     # Each sample is the mean time per call over a block of calls lasting about CPU_BLOCK_S, so
     # that fast calls are not dominated by the timer's own overhead.
-    estimate_s = max(timer.timeit(1).median, 1e-7)
-    calls_per_block = max(1, round(CPU_BLOCK_S / estimate_s))
-    blocks = int(
-        min(MAX_SAMPLES, max(MIN_SAMPLES, min_run_time_s / (calls_per_block * estimate_s)))
-    )
-    return Timing.from_samples([timer.timeit(calls_per_block).median for _ in range(blocks)])
+    calls_per_block, block_estimates_s = [], []
+    for call, timer in zip(calls, timers, strict=True):
+        for _ in range(WARMUP_CALLS):
+            call()
+        estimate_s = max(timer.timeit(1).median, 1e-7)
+        calls_per_block.append(max(1, round(CPU_BLOCK_S / estimate_s)))
+        block_estimates_s.append(calls_per_block[-1] * estimate_s)
+
+    samples: list[list[float]] = [[] for _ in calls]
+    for _ in range(_sample_count(max(block_estimates_s), min_run_time_s)):
+        for index, timer in enumerate(timers):
+            samples[index].append(timer.timeit(calls_per_block[index]).median)
+    return [Timing.from_samples(s) for s in samples]
 
 
-def _time_cuda(call: Callable[[], object], device: torch.device, min_run_time_s: float) -> Timing:
+def _time_cuda(
+    calls: Sequence[Callable[[], object]], device: torch.device, min_run_time_s: float
+) -> list[Timing]:
     flush = torch.empty(L2_FLUSH_BYTES, dtype=torch.int8, device=device)
-    for _ in range(WARMUP_CALLS):
-        call()
-    torch.cuda.synchronize(device)
 
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    call()
-    end.record()
-    torch.cuda.synchronize(device)
-    estimate_s = max(start.elapsed_time(end) / 1e3, 1e-6)
-    runs = int(min(MAX_SAMPLES, max(MIN_SAMPLES, min_run_time_s / estimate_s)))
-
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(runs)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(runs)]
-    for start, end in zip(starts, ends, strict=True):
-        flush.zero_()
+    def timed(call: Callable[[], object]) -> tuple[torch.cuda.Event, torch.cuda.Event]:
+        flush.zero_()  # outside the events: the call starts with a cold L2
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         call()
         end.record()
+        return start, end
+
+    estimates_s = []
+    for call in calls:
+        for _ in range(WARMUP_CALLS):
+            call()
+        start, end = timed(call)
+        torch.cuda.synchronize(device)
+        estimates_s.append(max(start.elapsed_time(end) / 1e3, 1e-6))
+
+    events: list[list[tuple[torch.cuda.Event, torch.cuda.Event]]] = [[] for _ in calls]
+    for _ in range(_sample_count(max(estimates_s), min_run_time_s)):
+        for index, call in enumerate(calls):
+            events[index].append(timed(call))
     torch.cuda.synchronize(device)
-    return Timing.from_samples([s.elapsed_time(e) / 1e3 for s, e in zip(starts, ends, strict=True)])
+    return [
+        Timing.from_samples([start.elapsed_time(end) / 1e3 for start, end in pairs])
+        for pairs in events
+    ]
 
 
 def copy_bandwidth(device: torch.device, nbytes: int = 256 * 2**20) -> float:
