@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,25 +39,43 @@ def plot_speedup(rows: Sequence[Row], path: Path, title: str) -> None:
     varying = [
         dim for dim in ("batch", "seq", "layers") if len({getattr(r, dim) for r in rows}) > 1
     ]
-    lines: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    lines: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     for row in measured:
         shape = ", ".join([f"H={row.hidden}"] + [f"{d}={getattr(row, d)}" for d in varying])
-        lines[f"{row.provider}, {shape}"].append((row.sparsity, row.speedup_vs_nn_lstm))
+        lines[row.provider, shape].append((row.sparsity, row.speedup_vs_nn_lstm))
 
+    # One colour per provider, one line style and marker per shape.
+    providers = sorted({provider for provider, _ in lines})
+    shapes = sorted({shape for _, shape in lines})
+    styles = ["-", "--", ":", "-."]
+    markers = ["o", "s", "^", "D", "v", "x"]
     figure, axes = plt.subplots(figsize=(8, 5))
-    for label, points in sorted(lines.items()):
+    for (provider, shape), points in sorted(lines.items()):
         points.sort()
-        axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+        index = shapes.index(shape)
+        axes.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            color=f"C{providers.index(provider)}",
+            linestyle=styles[index % len(styles)],
+            marker=markers[index % len(markers)],
+            label=f"{provider}, {shape}",
+        )
     axes.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     axes.set_xlabel("block sparsity")
     axes.set_ylabel(f"speedup vs {NN_LSTM} (higher is faster)")
     axes.set_yscale("log")
-    ratio = FuncFormatter(lambda value, _: f"{value:g}x")
-    axes.yaxis.set_major_formatter(ratio)
-    axes.yaxis.set_minor_formatter(ratio)
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
+    axes.yaxis.set_minor_formatter(FuncFormatter(_label_twos_and_fives))
     axes.set_title(title, fontsize=9)
     axes.legend(fontsize=7)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def _label_twos_and_fives(value: float, _position: int) -> str:
+    """Minor tick labels of a log axis: 0.2x, 0.5x, 2x, 5x and so on, the others blank."""
+    leading_digit = round(value / 10 ** math.floor(math.log10(value)))
+    return f"{value:g}x" if leading_digit in (2, 5) else ""
