@@ -8,10 +8,12 @@ from sparse_rnn import SparseLSTM
 from sparse_rnn.bench import roofline
 from sparse_rnn.bench.providers import (
     CheckFailed,
+    Provider,
     check_against_reference,
     providers_for,
     reference_model,
 )
+from sparse_rnn.bench.sweep import Settings, Shape, dense_model, run_case
 from sparse_rnn.bench.timing import (
     MIN_SAMPLES,
     Timing,
@@ -122,3 +124,28 @@ def test_interleaved_timing_gives_each_callable_the_same_number_of_samples():
     fast_timing, slow_timing = time_interleaved([fast, slow], [torch.zeros(1)], 0.001)
     assert fast_timing.runs == slow_timing.runs >= MIN_SAMPLES
     assert calls["fast"] > 0 and calls["slow"] > 0
+
+
+def test_a_case_reports_providers_that_cannot_run_or_disagree_without_timing_them():
+    def missing_kernels(pruned, mode):
+        raise ImportError("No module named 'sparse_rnn.kernels.sparse_lstm_step'")
+
+    def wrong_weights(pruned, mode):
+        built = nn_lstm.build(pruned, mode)
+        with torch.no_grad():
+            built.model.lstm.weight_hh_l0.add_(0.1)
+        return built
+
+    nn_lstm = providers_for(CPU)[0][0]
+    providers = [nn_lstm, Provider("kernels", missing_kernels), Provider("wrong", wrong_weights)]
+    settings = Settings(CPU, torch.float32, block=16, mode="inference", min_run_time_s=0.001)
+    shape = Shape(hidden=32, batch=2, seq=3, layers=1)
+    rows = run_case(shape, 0.5, dense_model(shape, settings), providers, settings, 1e10)
+
+    assert [(r.provider, r.status) for r in rows] == [
+        ("nn.LSTM", "ok"),
+        ("kernels", "unavailable"),
+        ("nn.LSTM", "check failed"),
+    ]
+    assert "sparse_lstm_step" in rows[1].reason and "float64 reference" in rows[2].reason
+    assert rows[0].median_ms > 0 and rows[1].median_ms is None and rows[2].median_ms is None

@@ -166,8 +166,9 @@ def _build_and_check(
     except CheckFailed as error:
         row.status, row.reason = "check failed", str(error)
         return None
-    except RuntimeError as error:
-        # ProviderUnavailable, or an operation PyTorch lacks for this dtype on this device.
+    except (RuntimeError, ImportError) as error:
+        # ProviderUnavailable, an operation PyTorch lacks for this dtype on this device, or
+        # kernels that this installation does not have.
         row.status, row.reason = "unavailable", str(error).splitlines()[0]
         return None
     return built
