@@ -3,8 +3,10 @@
 Run with ``pytest benchmarks/ --benchmark-enable --benchmark-json=PATH`` (the project's pytest
 settings disable benchmarks by default, so that the test suite never times anything). Each
 provider is checked against the float64 reference before it is timed; shape, dtype, sparsity,
-device and mode are stored in ``extra_info``. ``sparse-rnn bench`` runs the same providers with
-more control over the sweep.
+device and mode are stored in ``extra_info``. Timing is pytest-benchmark's wall clock, with
+a CUDA synchronize inside each timed call on a GPU and inputs rotated between calls; for
+CUDA-event timing with the L2 cache flushed between calls, and for more control over the
+sweep, use ``sparse-rnn bench``.
 """
 
 import itertools
