@@ -49,7 +49,7 @@ def plot_speedup(rows: Sequence[Row], path: Path, title: str) -> None:
     shapes = sorted({shape for _, shape in lines})
     styles = ["-", "--", ":", "-."]
     markers = ["o", "s", "^", "D", "v", "x"]
-    figure, axes = plt.subplots(figsize=(8, 5))
+    figure, axes = plt.subplots(figsize=(11, 5))
     for (provider, shape), points in sorted(lines.items()):
         points.sort()
         index = shapes.index(shape)
@@ -68,7 +68,7 @@ def plot_speedup(rows: Sequence[Row], path: Path, title: str) -> None:
     axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
     axes.yaxis.set_minor_formatter(FuncFormatter(_label_twos_and_fives))
     axes.set_title(title, fontsize=9)
-    axes.legend(fontsize=7)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
