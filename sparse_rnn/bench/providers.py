@@ -111,7 +111,7 @@ def _build_torch_sparse(pruned: SparseLSTM, mode: str) -> Built:
             )
         )
         return Built(f"torch.sparse ({sparse_format})", model, stored)
-    raise ProviderUnavailable("torch.sparse: " + "; ".join(failures))
+    raise ProviderUnavailable("; ".join(failures))
 
 
 def _probe(model: nn.Module, pruned: SparseLSTM, mode: str) -> None:
