@@ -6,9 +6,9 @@ import argparse
 import logging
 import sys
 
-from sparse_rnn.cli import demo, verify
+from sparse_rnn.cli import bench, demo, verify
 
-SUBCOMMANDS = {"demo": demo, "verify": verify}
+SUBCOMMANDS = {"demo": demo, "bench": bench, "verify": verify}
 
 
 def main(argv: list[str] | None = None) -> int:
