@@ -110,10 +110,3 @@ def test_from_dense_rejects_other_modules():
         SparseLSTM.from_dense(nn.GRU(3, 4))
     with pytest.raises(TypeError, match="from_dense expects an nn.Linear, got LSTM"):
         SparseLinear.from_dense(nn.LSTM(3, 4))
-
-
-def test_triton_backend_refuses_an_unsupported_block_size_at_construction():
-    if not torch.cuda.is_available():
-        pytest.importorskip("triton")
-    with pytest.raises(ValueError, match=r"block_size must be one of \(16, 32, 64\).*got block_"):
-        SparseLSTM(4, 8, block_size=8, backend="triton")

@@ -121,10 +121,13 @@ def test_auto_falls_back_for_what_the_kernels_lack(monkeypatch):
     assert resolve_backend("auto", cuda, 32, torch.bfloat16) == "triton"
 
 
-def test_triton_backend_rejects_unsupported_block_size():
-    lstm = SparseLSTM(16, 16, block_size=8, backend="triton", device=DEVICE)
-    with pytest.raises(ValueError, match=r"block_size must be one of \(16, 32, 64\)"):
-        lstm(torch.randn(2, 1, 16, device=DEVICE))
+def test_triton_backend_rejects_unsupported_block_size_and_dtype():
+    # The block size is known when the module is built, the dtype only at the forward.
+    with pytest.raises(ValueError, match=r"block_size must be one of \(16, 32, 64\).*got block_"):
+        SparseLSTM(16, 16, block_size=8, backend="triton", device=DEVICE)
+    lstm = SparseLSTM(16, 16, block_size=16, backend="triton", device=DEVICE, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"support the dtypes float32, bfloat16, float16"):
+        lstm(torch.randn(2, 1, 16, device=DEVICE, dtype=torch.float64))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the Triton path compiles on CUDA only")
