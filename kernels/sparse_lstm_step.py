@@ -6,9 +6,9 @@ finds its input, forget, cell and output rows at block rows ``gate * block_rows_
 One program owns such a block of BLOCK_H hidden units and a tile of BLOCK_B batch rows, runs four
 fp32 accumulators over the kept blocks of those four block rows, applies the nonlinearities and
 stores ``c_t`` and ``h_t``: no gate tensor goes through memory. With ``proj_size`` the projection
-``h_t @ W_hr.T`` needs every hidden unit, so the launcher hands ``h_t`` to the block-sparse linear
-kernel in a second launch. As in ``nn.LSTM``, ``c_t`` is stored in the input dtype; within the
-step all gate math runs in fp32.
+``h_t @ W_hr.T`` needs every hidden unit, so :mod:`sparse_rnn.kernel_ops` hands ``h_t`` to the
+block-sparse linear kernel in a second launch. As in ``nn.LSTM``, ``c_t`` is stored in the input
+dtype; within the step all gate math runs in fp32.
 
 Checked against :func:`sparse_rnn.reference.sparse_lstm_step` under Triton's interpreter on CPU,
 and compiled for sm_80 / sm_90 without a GPU (see :mod:`sparse_rnn.kernel_compile`).
@@ -28,7 +28,7 @@ from sparse_rnn.block_layout import BlockSparseWeight
 from sparse_rnn.kernel_checks import check_kernel_inputs, check_launchable, interpreter_bf16
 
 from . import traceable
-from .block_sparse_linear import block_sparse_linear, round_to_bfloat16_by_hand
+from .block_sparse_linear import round_to_bfloat16_by_hand
 
 CONFIG_ENV = "SPARSE_RNN_STEP_CONFIG"
 
@@ -252,18 +252,3 @@ def lstm_cell(
     )
     return h_next, c_next
 
-
-def sparse_lstm_step(
-    xproj: Tensor,
-    h: Tensor,
-    c: Tensor,
-    w_hh: BlockSparseWeight,
-    w_hr: BlockSparseWeight | None = None,
-) -> tuple[Tensor, Tensor]:
-    """One LSTM step with block-sparse weights; the twin of
-    :func:`sparse_rnn.reference.sparse_lstm_step`. Returns the new ``(h, c)``: h (B, P) with
-    P = proj_size when ``w_hr`` (P, H) is given, else (B, H); c (B, H)."""
-    h_next, c_next = lstm_cell(xproj, h, c, w_hh)
-    if w_hr is not None:
-        h_next = block_sparse_linear(h_next, w_hr)
-    return h_next, c_next

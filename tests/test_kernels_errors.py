@@ -8,7 +8,7 @@ from kernel_testing import DEVICE, random_weight
 
 from sparse_rnn.block_layout import BlockLayout, BlockSparseWeight
 from sparse_rnn.kernels.block_sparse_linear import block_sparse_linear
-from sparse_rnn.kernels.sparse_lstm_step import sparse_lstm_step
+from sparse_rnn.kernels.sparse_lstm_step import lstm_cell
 
 
 @pytest.fixture
@@ -61,11 +61,11 @@ def test_step_shapes():
     w_hh = random_weight(4, 20, 20, 16, 1.0)
     xproj, h, c = (torch.randn(2, n, device=DEVICE) for n in (80, 20, 20))
     with pytest.raises(ValueError, match=r"c must have shape \(2, 20\).*got \(3, 20\)"):
-        sparse_lstm_step(xproj, h, torch.randn(3, 20, device=DEVICE), w_hh)
+        lstm_cell(xproj, h, torch.randn(3, 20, device=DEVICE), w_hh)
     with pytest.raises(ValueError, match=r"xproj must have shape \(2, 80\)"):
-        sparse_lstm_step(xproj[:, :40].contiguous(), h, c, w_hh)
+        lstm_cell(xproj[:, :40].contiguous(), h, c, w_hh)
     with pytest.raises(ValueError, match="W_hh must have 4 gates"):
-        sparse_lstm_step(xproj, h, c, random_weight(1, 80, 20, 16, 1.0))
+        lstm_cell(xproj, h, c, random_weight(1, 80, 20, 16, 1.0))
 
 
 def test_too_many_block_rows(monkeypatch):
