@@ -251,4 +251,3 @@ def lstm_cell(
         num_stages=config.num_stages,
     )
     return h_next, c_next
-
