@@ -43,6 +43,46 @@ def round_to_bfloat16_by_hand(x):
 
 
 @triton.jit
+def accumulate_block_row(
+    acc,  # (ROWS, BLOCK) fp32
+    a_row_ptrs,  # (ROWS, 1) pointers to the rows of the dense operand A (ROWS, K)
+    a_row_mask,  # (ROWS,)
+    K,
+    w_blocks_ptr,  # (nnz, BLOCK, BLOCK)
+    w_col_indices_ptr,  # (nnz,) int32
+    w_row_offsets_ptr,  # (num_block_rows + 1,) int32
+    block_row,
+    INTERPRETER_BF16: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """``acc += A @ W[block_row].T`` over the kept blocks of one block row of W.
+
+    The loop both kernels share: for each kept block, load the matching BLOCK columns of A and
+    the block transposed, (k, n), and multiply into the fp32 accumulator.
+    """
+    offs_block = tl.arange(0, BLOCK)
+    w_t_offsets = offs_block[:, None] + offs_block[None, :] * BLOCK
+    start = tl.load(w_row_offsets_ptr + block_row)
+    end = tl.load(w_row_offsets_ptr + block_row + 1)
+    # The block pointers advance one block per step from 64-bit starts: nnz * BLOCK**2 can
+    # pass 2**31 for large layers.
+    w_t_ptrs = w_blocks_ptr + start.to(tl.int64) * (BLOCK * BLOCK) + w_t_offsets
+    col_index_ptr = w_col_indices_ptr + start
+    for _ in range(start, end):
+        offs_k = tl.load(col_index_ptr) * BLOCK + offs_block
+        a_mask = a_row_mask[:, None] & (offs_k < K)[None, :]
+        a_tile = tl.load(a_row_ptrs + offs_k[None, :], mask=a_mask, other=0.0)
+        w_t = tl.load(w_t_ptrs)
+        if INTERPRETER_BF16:  # see kernel_checks.interpreter_bf16
+            a_tile, w_t = a_tile.to(tl.float32), w_t.to(tl.float32)
+        # "ieee": exact fp32 products, never TF32 (16-bit inputs ignore it).
+        acc = tl.dot(a_tile, w_t, acc, input_precision="ieee")
+        w_t_ptrs += BLOCK * BLOCK
+        col_index_ptr += 1
+    return acc
+
+
+@triton.jit
 def block_sparse_linear_kernel(
     x_ptr,  # (M, K)
     w_blocks_ptr,  # (nnz, BLOCK_N, BLOCK_N), row = output feature, column = input feature
@@ -74,31 +114,14 @@ def block_sparse_linear_kernel(
     # Where the pointers point. Row offsets go 64-bit: M * stride can pass 2**31 for long inputs.
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     m_mask = offs_m < M
-    offs_block = tl.arange(0, BLOCK_N)
     x_row_ptrs = x_ptr + offs_m.to(tl.int64)[:, None] * stride_x_row
-    # W block transposed on load, (k, n), so that the product is x_tile @ w_t.
-    w_t_offsets = offs_block[:, None] + offs_block[None, :] * BLOCK_N
 
     # Loop over the kept blocks of this block row into an fp32 accumulator.
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    start = tl.load(w_row_offsets_ptr + block_row)
-    end = tl.load(w_row_offsets_ptr + block_row + 1)
-    # The block pointers advance one block per step from 64-bit starts: nnz * BLOCK_N**2 can
-    # pass 2**31 for large layers.
-    w_t_ptrs = w_blocks_ptr + start.to(tl.int64) * (BLOCK_N * BLOCK_N) + w_t_offsets
-    col_index_ptr = w_col_indices_ptr + start
-    for _ in range(start, end):
-        offs_k = tl.load(col_index_ptr) * BLOCK_N + offs_block
-        x_tile = tl.load(
-            x_row_ptrs + offs_k[None, :], mask=m_mask[:, None] & (offs_k < K)[None, :], other=0.0
-        )
-        w_t = tl.load(w_t_ptrs)
-        if INTERPRETER_BF16:  # see kernel_checks.interpreter_bf16
-            x_tile, w_t = x_tile.to(tl.float32), w_t.to(tl.float32)
-        # "ieee": exact fp32 products, never TF32 (16-bit inputs ignore it).
-        acc = tl.dot(x_tile, w_t, acc, input_precision="ieee")
-        w_t_ptrs += BLOCK_N * BLOCK_N
-        col_index_ptr += 1
+    acc = accumulate_block_row(
+        acc, x_row_ptrs, m_mask, K, w_blocks_ptr, w_col_indices_ptr, w_row_offsets_ptr,
+        block_row, INTERPRETER_BF16, BLOCK_N,
+    )  # fmt: skip
 
     # Bias, then one cast to the output dtype and a masked store.
     if HAS_BIAS:

@@ -28,45 +28,9 @@ from sparse_rnn.block_layout import BlockSparseWeight
 from sparse_rnn.kernel_checks import check_kernel_inputs, check_launchable, interpreter_bf16
 
 from . import traceable
-from .block_sparse_linear import round_to_bfloat16_by_hand
+from .block_sparse_linear import accumulate_block_row, round_to_bfloat16_by_hand
 
 CONFIG_ENV = "SPARSE_RNN_STEP_CONFIG"
-
-
-@triton.jit
-def _gate_preactivation(
-    acc,  # (BLOCK_B, BLOCK_H) fp32
-    h_row_ptrs,  # (BLOCK_B, 1) pointers to the rows of h_{t-1}
-    b_mask,  # (BLOCK_B,)
-    P,
-    w_blocks_ptr,
-    w_col_indices_ptr,
-    w_row_offsets_ptr,
-    block_row,
-    INTERPRETER_BF16: tl.constexpr,
-    BLOCK_H: tl.constexpr,
-):
-    """acc += h_{t-1} @ W_hh[block_row].T over the kept blocks of one block row."""
-    offs_block = tl.arange(0, BLOCK_H)
-    w_t_offsets = offs_block[:, None] + offs_block[None, :] * BLOCK_H  # block transposed: (k, n)
-    start = tl.load(w_row_offsets_ptr + block_row)
-    end = tl.load(w_row_offsets_ptr + block_row + 1)
-    # 64-bit start: nnz * BLOCK_H**2 can pass 2**31 for large layers.
-    w_t_ptrs = w_blocks_ptr + start.to(tl.int64) * (BLOCK_H * BLOCK_H) + w_t_offsets
-    col_index_ptr = w_col_indices_ptr + start
-    for _ in range(start, end):
-        offs_k = tl.load(col_index_ptr) * BLOCK_H + offs_block
-        h_tile = tl.load(
-            h_row_ptrs + offs_k[None, :], mask=b_mask[:, None] & (offs_k < P)[None, :], other=0.0
-        )
-        w_t = tl.load(w_t_ptrs)
-        if INTERPRETER_BF16:  # see kernel_checks.interpreter_bf16
-            h_tile, w_t = h_tile.to(tl.float32), w_t.to(tl.float32)
-        # "ieee": exact fp32 products, never TF32 (16-bit inputs ignore it).
-        acc = tl.dot(h_tile, w_t, acc, input_precision="ieee")
-        w_t_ptrs += BLOCK_H * BLOCK_H
-        col_index_ptr += 1
-    return acc
 
 
 @triton.jit
@@ -112,19 +76,19 @@ def sparse_lstm_step_kernel(
     gate_f = tl.load(xproj_ptrs + H, mask=tile_mask, other=0.0).to(tl.float32)
     gate_g = tl.load(xproj_ptrs + 2 * H, mask=tile_mask, other=0.0).to(tl.float32)
     gate_o = tl.load(xproj_ptrs + 3 * H, mask=tile_mask, other=0.0).to(tl.float32)
-    gate_i = _gate_preactivation(
+    gate_i = accumulate_block_row(
         gate_i, h_row_ptrs, b_mask, P, w_blocks_ptr, w_col_indices_ptr, w_row_offsets_ptr,
         hidden_block, INTERPRETER_BF16, BLOCK_H,
     )  # fmt: skip
-    gate_f = _gate_preactivation(
+    gate_f = accumulate_block_row(
         gate_f, h_row_ptrs, b_mask, P, w_blocks_ptr, w_col_indices_ptr, w_row_offsets_ptr,
         block_rows_per_gate + hidden_block, INTERPRETER_BF16, BLOCK_H,
     )  # fmt: skip
-    gate_g = _gate_preactivation(
+    gate_g = accumulate_block_row(
         gate_g, h_row_ptrs, b_mask, P, w_blocks_ptr, w_col_indices_ptr, w_row_offsets_ptr,
         2 * block_rows_per_gate + hidden_block, INTERPRETER_BF16, BLOCK_H,
     )  # fmt: skip
-    gate_o = _gate_preactivation(
+    gate_o = accumulate_block_row(
         gate_o, h_row_ptrs, b_mask, P, w_blocks_ptr, w_col_indices_ptr, w_row_offsets_ptr,
         3 * block_rows_per_gate + hidden_block, INTERPRETER_BF16, BLOCK_H,
     )  # fmt: skip
