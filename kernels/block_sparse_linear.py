@@ -13,7 +13,6 @@ CPU, and compiled for sm_80 / sm_90 without a GPU (see :mod:`sparse_rnn.kernel_c
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 import torch
@@ -24,7 +23,7 @@ from torch import Tensor
 from sparse_rnn.block_layout import BlockSparseWeight
 from sparse_rnn.kernel_checks import check_kernel_inputs, check_launchable, interpreter_bf16
 
-from . import traceable
+from . import pick_config, traceable
 
 CONFIG_ENV = "SPARSE_RNN_LINEAR_CONFIG"
 MAX_GRID_Y = 65535  # block rows go on the grid's second axis, whose size CUDA caps
@@ -151,21 +150,6 @@ def linear_configs(block_size: int) -> list[LinearConfig]:
     return [LinearConfig(16, 8, 2), LinearConfig(32, 8, 2)]
 
 
-def pick_linear_config(m: int, block_size: int) -> LinearConfig:
-    """The configuration for M rows; ``SPARSE_RNN_LINEAR_CONFIG=BLOCK_M,num_warps,num_stages``
-    pins one (for CI and debugging)."""
-    pinned = os.environ.get(CONFIG_ENV)
-    if pinned:
-        return LinearConfig(*(int(v) for v in pinned.split(",")))
-    configs = linear_configs(block_size)
-    # The smallest tile that covers M wastes no masked rows; past the largest tile, more
-    # programs share the work.
-    for config in configs:
-        if config.BLOCK_M >= m:
-            return config
-    return configs[-1]
-
-
 def block_sparse_linear(x: Tensor, weight: BlockSparseWeight, bias: Tensor | None = None) -> Tensor:
     """``x @ W.T + bias`` for x (..., K) and a block-sparse W (N, K); returns (..., N).
 
@@ -203,7 +187,9 @@ def block_sparse_linear(x: Tensor, weight: BlockSparseWeight, bias: Tensor | Non
         return y.view(*x.shape[:-1], n)
 
     check_launchable("block_sparse_linear")
-    config = pick_linear_config(m, layout.block_size)
+    # The smallest tile that covers M wastes no masked rows; past the largest tile, more
+    # programs share the work.
+    config = pick_config(linear_configs(layout.block_size), m, CONFIG_ENV)
     grid = (triton.cdiv(m, config.BLOCK_M), layout.num_block_rows)
     traceable(block_sparse_linear_kernel)[grid](
         x2d,

@@ -16,7 +16,6 @@ and compiled for sm_80 / sm_90 without a GPU (see :mod:`sparse_rnn.kernel_compil
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 import torch
@@ -27,7 +26,7 @@ from torch import Tensor
 from sparse_rnn.block_layout import BlockSparseWeight
 from sparse_rnn.kernel_checks import check_kernel_inputs, check_launchable, interpreter_bf16
 
-from . import traceable
+from . import pick_config, traceable
 from .block_sparse_linear import accumulate_block_row, round_to_bfloat16_by_hand
 
 CONFIG_ENV = "SPARSE_RNN_STEP_CONFIG"
@@ -135,21 +134,6 @@ def step_configs(block_size: int) -> list[StepConfig]:
     return [StepConfig(16, 8, 2), StepConfig(32, 8, 2)]
 
 
-def pick_step_config(batch: int, block_size: int) -> StepConfig:
-    """The configuration for a batch; ``SPARSE_RNN_STEP_CONFIG=BLOCK_B,num_warps,num_stages``
-    pins one (for CI and debugging)."""
-    pinned = os.environ.get(CONFIG_ENV)
-    if pinned:
-        return StepConfig(*(int(v) for v in pinned.split(",")))
-    configs = step_configs(block_size)
-    # The step is bound by reading W_hh: one batch tile covering the whole batch reads every
-    # kept block once, so take the smallest tile that does, up to the largest one.
-    for config in configs:
-        if config.BLOCK_B >= batch:
-            return config
-    return configs[-1]
-
-
 def lstm_cell(
     xproj: Tensor, h: Tensor, c: Tensor, w_hh: BlockSparseWeight
 ) -> tuple[Tensor, Tensor]:
@@ -188,7 +172,9 @@ def lstm_cell(
         return h_next, c_next
 
     check_launchable("sparse_lstm_step")
-    config = pick_step_config(batch, layout.block_size)
+    # The step is bound by reading W_hh: one batch tile covering the whole batch reads every
+    # kept block once, so take the smallest tile that does, up to the largest one.
+    config = pick_config(step_configs(layout.block_size), batch, CONFIG_ENV)
     grid = (triton.cdiv(batch, config.BLOCK_B), layout.block_rows_per_gate)
     traceable(sparse_lstm_step_kernel)[grid](
         xproj,
