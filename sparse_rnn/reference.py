@@ -29,12 +29,18 @@ def lstm_step(
     (4H, P). Gates are stacked in PyTorch's order (input, forget, cell, output). Returns the new
     (h, c).
     """
-    gates = xproj + h @ w_hh.T
+    h_next, c_next = lstm_gates_to_state(xproj + h @ w_hh.T, c)
+    if w_hr is not None:
+        h_next = h_next @ w_hr.T
+    return h_next, c_next
+
+
+def lstm_gates_to_state(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """The cell update from gate pre-activations (B, 4H), stacked in PyTorch's order (input,
+    forget, cell, output), and the previous cell state c (B, H). Returns (h, c), both (B, H)."""
     in_gate, forget_gate, cell_gate, out_gate = gates.chunk(4, dim=-1)
     c_next = torch.sigmoid(forget_gate) * c + torch.sigmoid(in_gate) * torch.tanh(cell_gate)
     h_next = torch.sigmoid(out_gate) * torch.tanh(c_next)
-    if w_hr is not None:
-        h_next = h_next @ w_hr.T
     return h_next, c_next
 
 

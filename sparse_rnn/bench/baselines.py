@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sparse_rnn.reference import lstm_gates_to_state
 from sparse_rnn.sparse_lstm import SparseLSTM
 
 TORCH_SPARSE_FORMATS = ("bsr", "csr")
@@ -40,9 +41,7 @@ def _time_loop(xproj: Tensor, recurrent: Callable[[Tensor], Tensor]) -> Tensor:
     c = xproj.new_zeros(batch, four_hidden // 4)
     outputs = []
     for t in range(steps):
-        in_gate, forget_gate, cell_gate, out_gate = (xproj[t] + recurrent(h)).chunk(4, dim=-1)
-        c = torch.sigmoid(forget_gate) * c + torch.sigmoid(in_gate) * torch.tanh(cell_gate)
-        h = torch.sigmoid(out_gate) * torch.tanh(c)
+        h, c = lstm_gates_to_state(xproj[t] + recurrent(h), c)
         outputs.append(h)
     return torch.stack(outputs)
 
